@@ -1,0 +1,118 @@
+// A shard child process as `ragway start` runs it: spawned with `ragway shard`, its URL read
+// from the line it prints, restarted on the same port (so the gateway's URL stays valid)
+// with backoff if it dies, and stopped with SIGTERM (it saves its index) then SIGKILL.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const LISTENING = /ragway shard listening on (http:\/\/\S+)/;
+const START_TIMEOUT_MS = 60_000;
+const STOP_GRACE_MS = 15_000;
+const MAX_BACKOFF_MS = 30_000;
+
+export interface ShardProcessOptions {
+  label: string;
+  /** Arguments after `ragway shard`, without --port. */
+  args: string[];
+  host: string;
+  port?: number;
+  log?: (line: string) => void;
+  /** Restart the process when it dies (default true); tests that kill shards turn it off. */
+  restart?: boolean;
+}
+
+export class ShardProcess {
+  readonly #options: ShardProcessOptions;
+  #child: ChildProcess | undefined;
+  #port: number;
+  #url: string | undefined;
+  #stopping = false;
+  #restarts = 0;
+  #restartTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: ShardProcessOptions) {
+    this.#options = options;
+    this.#port = options.port ?? 0;
+  }
+
+  get url(): string {
+    if (this.#url === undefined) throw new Error(`${this.#options.label} has not started`);
+    return this.#url;
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  /** Sends a signal without stopping supervision (tests use SIGKILL to simulate a crash). */
+  kill(signal: NodeJS.Signals): void {
+    this.#child?.kill(signal);
+  }
+
+  /** Spawns the shard (again, on the same port, after a stop) and resolves its URL once it listens. */
+  async start(): Promise<string> {
+    this.#stopping = false;
+    const cli = fileURLToPath(new URL('./ragway.js', import.meta.url));
+    const child = spawn(
+      process.execPath,
+      [cli, 'shard', '--host', this.#options.host, '--port', String(this.#port), ...this.#options.args],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    this.#child = child;
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`${this.#options.label} did not report its port within ${START_TIMEOUT_MS / 1000}s`));
+      }, START_TIMEOUT_MS);
+      const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+      lines.on('line', (line) => {
+        const match = LISTENING.exec(line);
+        if (match?.[1] !== undefined) {
+          clearTimeout(timer);
+          resolve(match[1]);
+        } else {
+          this.#options.log?.(`[${this.#options.label}] ${line}`);
+        }
+      });
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`${this.#options.label} exited during start (code ${code}, signal ${signal})`));
+      });
+    });
+    this.#url = url;
+    this.#port = Number(new URL(url).port);
+    child.once('exit', (code, signal) => this.#onExit(code, signal));
+    return url;
+  }
+
+  #onExit(code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.#stopping || this.#options.restart === false) return;
+    const delay = Math.min(MAX_BACKOFF_MS, 500 * 2 ** this.#restarts);
+    this.#restarts += 1;
+    this.#options.log?.(
+      `${this.#options.label} exited unexpectedly (code ${code}, signal ${signal}); restarting on port ${this.#port} in ${delay} ms`,
+    );
+    this.#restartTimer = setTimeout(() => {
+      this.start().then(
+        () => this.#options.log?.(`${this.#options.label} is back on ${this.#url}`),
+        (err: unknown) => this.#options.log?.(`${this.#options.label} failed to restart: ${(err as Error).message}`),
+      );
+    }, delay);
+  }
+
+  /** SIGTERM (the shard saves and exits), then SIGKILL after a grace period. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    clearTimeout(this.#restartTimer);
+    const child = this.#child;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      child.kill('SIGTERM');
+    });
+  }
+}

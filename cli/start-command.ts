@@ -1,0 +1,119 @@
+// `ragway start`: the whole system on one machine — shard processes, the gateway, and on an
+// empty data dir the sample corpus — stopped cleanly on Ctrl-C or SIGTERM.
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { OnnxEmbeddingBackend } from '../embedder/backends/onnx.js';
+import { ensureGloveSifModel } from '../embedder/model/build-model.js';
+import { loadConfig, packageRoot, resolveModelDir } from '../gateway/config.js';
+import { DEFAULT_NAMESPACE } from '../shards/protocol.js';
+import { onShutdownSignal, startGateway } from '../gateway/server.js';
+import type { FastifyInstance } from 'fastify';
+import { integerFlag, parseFlags, UsageError } from './args.js';
+import { batchDocuments, openCorpus, openSampleCorpus, type CorpusSource } from './corpus.js';
+import { ProgressBar } from './progress.js';
+import { ShardProcess } from './shard-process.js';
+
+const SAMPLE_MARKER = '.corpus-ingested';
+const INGEST_BATCH = { maxDocuments: 32, maxBytes: 2 * 1024 * 1024 };
+
+function log(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+export async function runStart(argv: string[]): Promise<void> {
+  const { values } = parseFlags(argv, {
+    port: { type: 'string' },
+    host: { type: 'string' },
+    shards: { type: 'string' },
+    replicas: { type: 'string' },
+    data: { type: 'string' },
+    corpus: { type: 'string' },
+  });
+  const replicas = integerFlag('replicas', values.replicas, 1, 16) ?? 1;
+  if (replicas > 1) {
+    throw new UsageError('--replicas above 1 is not supported yet: this version runs one replica per shard');
+  }
+  const config = loadConfig(
+    undefined,
+    {
+      port: integerFlag('port', values.port, 0, 65_535),
+      host: values.host,
+      shardCount: integerFlag('shards', values.shards, 1, 64),
+      dataDir: values.data,
+    },
+    // An interactive start shows progress and warnings, not a JSON line per request;
+    // RAGWAY_LOG_LEVEL=info brings the request log back.
+    { logLevel: 'warn' },
+  );
+  const dataDir = resolve(config.dataDir);
+  await mkdir(dataDir, { recursive: true });
+
+  if (config.embedModel === '') await ensureGloveSifModel({ outDir: resolveModelDir(config), log });
+  const backend = await OnnxEmbeddingBackend.load({ model: resolveModelDir(config), intraOpNumThreads: config.embedThreads });
+
+  const shards = Array.from(
+    { length: config.shardCount },
+    (_, index) =>
+      new ShardProcess({
+        label: `shard-${index}`,
+        host: '127.0.0.1',
+        args: [
+          '--data', join(dataDir, `shard-${index}`),
+          '--dim', String(backend.dimensions),
+          '--space', 'cosine',
+          '--m', String(config.shardM),
+          '--ef-construction', String(config.shardEfConstruction),
+          '--ef', String(config.shardEfSearch),
+        ],
+        log,
+      }),
+  );
+  let app: FastifyInstance | undefined;
+  const stopAll = async (): Promise<void> => {
+    if (app !== undefined) await app.close();
+    await Promise.all(shards.map((shard) => shard.stop()));
+    await backend.close();
+  };
+  onShutdownSignal(async (signal) => {
+    log(`received ${signal}; stopping the gateway and ${shards.length} shards`);
+    await stopAll();
+  });
+
+  try {
+    const urls = await Promise.all(shards.map((shard) => shard.start()));
+    log(`started ${urls.length} shard processes: ${urls.join(', ')}`);
+    const running = await startGateway({ ...config, shards: urls.join(';') }, { embeddingBackend: backend });
+    app = running.app;
+    await ingestCorpusIfEmpty(running.app, dataDir, values.corpus);
+    const total = (await running.app.scatter.stats()).reduce((sum, stats) => sum + stats.count, 0);
+    process.stdout.write(
+      `ragway ready on ${running.url}  (${total} chunks over ${urls.length} shards, model ${backend.modelId})\n` +
+        `try: curl -s ${running.url}/v1/search -H 'content-type: application/json' ` +
+        `-d '{"query":"how do I set a TTL on cache entries","k":5}'\n`,
+    );
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+async function ingestCorpusIfEmpty(app: FastifyInstance, dataDir: string, corpusPath: string | undefined): Promise<void> {
+  const marker = join(dataDir, SAMPLE_MARKER);
+  if (existsSync(marker)) return;
+  const stats = await app.scatter.stats();
+  if (stats.some((shard) => shard.count > 0)) return;
+
+  const source: CorpusSource =
+    corpusPath !== undefined ? await openCorpus(resolve(corpusPath)) : await openSampleCorpus(join(packageRoot(), 'node_modules'));
+  log(`empty data dir: ingesting ${corpusPath ?? 'the sample corpus (READMEs of the installed packages)'}`);
+  const progress = new ProgressBar(source.count, 'docs');
+  let chunks = 0;
+  for await (const batch of batchDocuments(source.documents(), INGEST_BATCH)) {
+    const result = await app.documents.ingest(DEFAULT_NAMESPACE, batch);
+    chunks += result.chunks_total;
+    progress.advance(batch.length, `${chunks} chunks`);
+  }
+  progress.finish(`${chunks} chunks`);
+  await writeFile(marker, `${new Date().toISOString()} ${chunks} chunks from ${corpusPath ?? 'sample corpus'}\n`);
+}

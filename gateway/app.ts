@@ -1,0 +1,64 @@
+// buildApp(config) assembles the gateway without listening: server.ts listens, tests use
+// inject() or listen on port 0. Long-lived resources live in named plugins that close
+// themselves in onClose; nothing is a module-level singleton.
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { EmbeddingBackend } from '../embedder/backend.js';
+import type { EmbeddingBatcher } from '../embedder/batcher.js';
+import type { Scatter } from '../retriever/scatter.js';
+import type { ShardClient } from '../retriever/shard-client.js';
+import type { Config } from './config.js';
+import type { DocumentService } from './documents.js';
+import { ajvOptions, installErrorHandling } from './http-errors.js';
+import type { GatewayMetrics } from './metrics.js';
+import type { SearchPipeline } from './pipeline.js';
+import embedderPlugin from './plugins/embedder.js';
+import metricsPlugin from './plugins/metrics.js';
+import retrieverPlugin from './plugins/retriever.js';
+import documentRoutes from './routes/v1/documents.js';
+import healthRoutes from './routes/v1/health.js';
+import searchRoutes from './routes/v1/search.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config;
+    metrics: GatewayMetrics;
+    embedder: EmbeddingBatcher;
+    scatter: Scatter;
+    pipeline: SearchPipeline;
+    documents: DocumentService;
+  }
+}
+
+export interface AppDependencies {
+  /** Shared embedding backend (owned by the caller). */
+  embeddingBackend?: EmbeddingBackend;
+  /** Shard clients to use instead of RAGWAY_SHARDS. */
+  shardClients?: ShardClient[];
+  /** Fastify logger setting; defaults to JSON logs at the configured level. */
+  logger?: FastifyServerOptions['logger'];
+  /** Process-level metrics (event loop, GC) are off in tests that build many apps. */
+  defaultMetrics?: boolean;
+}
+
+export async function buildApp(config: Config, dependencies: AppDependencies = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: dependencies.logger ?? (config.logLevel === 'silent' ? false : { level: config.logLevel }),
+    bodyLimit: config.maxBodyBytes,
+    ajv: ajvOptions(),
+    // Long-running streams must not be cut by Node's default request timeout.
+    requestTimeout: 0,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+  app.decorate('config', config);
+  installErrorHandling(app);
+
+  await app.register(metricsPlugin, { defaultMetrics: dependencies.defaultMetrics ?? true });
+  await app.register(embedderPlugin, dependencies.embeddingBackend ? { backend: dependencies.embeddingBackend } : {});
+  await app.register(retrieverPlugin, dependencies.shardClients ? { clients: dependencies.shardClients } : {});
+
+  await app.register(healthRoutes);
+  await app.register(searchRoutes);
+  await app.register(documentRoutes);
+  return app;
+}

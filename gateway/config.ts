@@ -1,0 +1,195 @@
+// The only reader of process.env. Every setting has a default, a unit in its name, and a
+// doc line; the README's config table is generated from this list (`ragway config --markdown`)
+// and a test checks the two agree. Parsed once at start; a bad value stops the process
+// with a message naming the variable.
+import { fileURLToPath } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+
+type Kind = 'string' | 'integer' | 'boolean' | 'enum';
+
+interface SettingSpec<T> {
+  readonly env: string;
+  readonly kind: Kind;
+  readonly defaultValue: T;
+  readonly doc: string;
+  readonly min?: number;
+  readonly max?: number;
+  readonly values?: readonly string[];
+  readonly secret?: boolean;
+}
+
+function integer(env: string, defaultValue: number, doc: string, min = 0, max = Number.MAX_SAFE_INTEGER): SettingSpec<number> {
+  return { env, kind: 'integer', defaultValue, doc, min, max };
+}
+function string(env: string, defaultValue: string, doc: string): SettingSpec<string> {
+  return { env, kind: 'string', defaultValue, doc };
+}
+function oneOf<const V extends string>(env: string, values: readonly V[], defaultValue: V, doc: string): SettingSpec<V> {
+  return { env, kind: 'enum', defaultValue, doc, values };
+}
+
+/** The package root (where package.json lives), found from this file in src or dist. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('cannot locate the ragway package root');
+    dir = parent;
+  }
+  return dir;
+}
+
+export const SETTINGS = {
+  host: string('RAGWAY_HOST', '127.0.0.1', 'Address the gateway listens on (0.0.0.0 to accept remote clients).'),
+  port: integer('RAGWAY_PORT', 8080, 'Gateway port; 0 picks a free one.', 0, 65_535),
+  dataDir: string('RAGWAY_DATA_DIR', './data', '`ragway start`: where each shard keeps its index (`<dir>/shard-<n>`).'),
+  shards: string(
+    'RAGWAY_SHARDS',
+    '',
+    '`ragway gateway`: shard URLs; shards separated by `;`, replicas of one shard by `,`.',
+  ),
+  shardCount: integer('RAGWAY_SHARD_COUNT', 2, '`ragway start`: shard processes to spawn.', 1, 64),
+  shardM: integer('RAGWAY_SHARD_M', 16, 'hnswlib M (graph degree) for new shard indexes.', 2, 128),
+  shardEfConstruction: integer('RAGWAY_SHARD_EF_CONSTRUCTION', 200, 'hnswlib efConstruction for new shard indexes.', 1, 10_000),
+  shardEfSearch: integer('RAGWAY_SHARD_EF_SEARCH', 64, 'hnswlib ef at query time (raised to k when k is larger).', 1, 10_000),
+  shardTimeoutMs: integer('RAGWAY_SHARD_TIMEOUT_MS', 5_000, 'Longest the gateway waits for one shard call.', 1, 600_000),
+  shardConnections: integer('RAGWAY_SHARD_CONNECTIONS', 16, 'Keep-alive connections per shard (undici Pool size).', 1, 1_024),
+  embedModel: string(
+    'RAGWAY_EMBED_MODEL',
+    '',
+    'Embedding model: a local Hugging Face ONNX model folder. Empty means the bundled `glove-sif-100d`, built at install.',
+  ),
+  embedThreads: integer('RAGWAY_EMBED_THREADS', 1, 'onnxruntime intra-op threads (1 is fastest on 2 cores).', 1, 256),
+  embedMaxBatchInputs: integer('RAGWAY_EMBED_MAX_BATCH_INPUTS', 128, 'Most inputs per embedding model call.', 1, 4_096),
+  embedMaxBatchTokens: integer(
+    'RAGWAY_EMBED_MAX_BATCH_TOKENS',
+    16_384,
+    'Most padded tokens (inputs × longest input) per embedding model call.',
+    1,
+    10_000_000,
+  ),
+  embedMaxWaitMs: integer('RAGWAY_EMBED_MAX_WAIT_MS', 2, 'Longest an input waits for a fuller batch.', 0, 10_000),
+  embedMaxQueuedInputs: integer(
+    'RAGWAY_EMBED_MAX_QUEUED_INPUTS',
+    8_192,
+    'Inputs allowed to wait for the model; beyond it requests get 429 at once.',
+    1,
+    10_000_000,
+  ),
+  searchDefaultK: integer('RAGWAY_SEARCH_DEFAULT_K', 10, 'Results per search when the request gives no `k`.', 1, 10_000),
+  searchMaxK: integer('RAGWAY_SEARCH_MAX_K', 100, 'Largest `k` a request may ask for.', 1, 10_000),
+  maxBodyBytes: integer('RAGWAY_MAX_BODY_BYTES', 10 * 1024 * 1024, 'Largest request body; bigger ones get 413.', 1_024, 1 << 30),
+  maxDocumentsPerRequest: integer('RAGWAY_MAX_DOCUMENTS_PER_REQUEST', 1_000, 'Most documents in one `POST /v1/documents`.', 1, 100_000),
+  chunkSizeTokens: integer('RAGWAY_CHUNK_SIZE_TOKENS', 160, 'Target chunk size at ingestion, in model tokens.', 16, 8_192),
+  chunkOverlapTokens: integer('RAGWAY_CHUNK_OVERLAP_TOKENS', 32, 'Tokens of the previous chunk repeated at the start of the next.', 0, 4_096),
+  logLevel: oneOf('RAGWAY_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info', 'Log level (JSON logs on stdout).'),
+} as const;
+
+type Settings = typeof SETTINGS;
+export type Config = { -readonly [K in keyof Settings]: Settings[K] extends SettingSpec<infer V> ? V : never };
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+function parseValue(spec: SettingSpec<unknown>, raw: string): unknown {
+  switch (spec.kind) {
+    case 'integer': {
+      if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${spec.env} must be an integer, got "${raw}"`);
+      const value = Number(raw);
+      if (value < (spec.min ?? -Infinity) || value > (spec.max ?? Infinity)) {
+        throw new ConfigError(`${spec.env} must be between ${spec.min} and ${spec.max}, got ${value}`);
+      }
+      return value;
+    }
+    case 'boolean':
+      if (!['true', 'false', '1', '0'].includes(raw)) throw new ConfigError(`${spec.env} must be true or false, got "${raw}"`);
+      return raw === 'true' || raw === '1';
+    case 'enum':
+      if (!spec.values?.includes(raw)) throw new ConfigError(`${spec.env} must be one of ${spec.values?.join(', ')}, got "${raw}"`);
+      return raw;
+    case 'string':
+      return raw;
+  }
+}
+
+/**
+ * Reads settings from `env` (process.env by default); `overrides` (from CLI flags) win over
+ * the environment, and `defaults` replace built-in defaults for one command (e.g. a quieter
+ * log for the interactive `ragway start`). Empty environment values count as unset.
+ */
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<Config> = {},
+  defaults: Partial<Config> = {},
+): Config {
+  const config: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(SETTINGS) as [keyof Config, SettingSpec<unknown>][]) {
+    const raw = env[spec.env];
+    config[key] = raw === undefined || raw === '' ? (defaults[key] ?? spec.defaultValue) : parseValue(spec, raw);
+  }
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === undefined) continue;
+    const spec = (SETTINGS as Record<string, SettingSpec<unknown>>)[key];
+    if (spec === undefined) throw new ConfigError(`unknown setting ${key}`);
+    config[key] = typeof value === 'string' && spec.kind !== 'string' ? parseValue(spec, value) : value;
+  }
+  const result = config as Config;
+  if (result.searchDefaultK > result.searchMaxK) {
+    throw new ConfigError(`RAGWAY_SEARCH_DEFAULT_K (${result.searchDefaultK}) exceeds RAGWAY_SEARCH_MAX_K (${result.searchMaxK})`);
+  }
+  if (result.chunkOverlapTokens >= result.chunkSizeTokens) {
+    throw new ConfigError('RAGWAY_CHUNK_OVERLAP_TOKENS must be smaller than RAGWAY_CHUNK_SIZE_TOKENS');
+  }
+  return result;
+}
+
+export const DEFAULT_MODEL_ID = 'glove-sif-100d';
+
+export function defaultModelDir(): string {
+  return join(packageRoot(), 'models', DEFAULT_MODEL_ID);
+}
+
+export function resolveModelDir(config: Config): string {
+  return config.embedModel === '' ? defaultModelDir() : resolve(config.embedModel);
+}
+
+/** Shard SPEC → shards → replica URLs. */
+export function parseShardSpec(spec: string): string[][] {
+  const shards = spec
+    .split(';')
+    .map((shard) => shard.split(',').map((url) => url.trim()).filter((url) => url !== ''))
+    .filter((replicas) => replicas.length > 0);
+  for (const replicas of shards) {
+    for (const url of replicas) {
+      let parsed: URL;
+      try {
+        parsed = new URL(url);
+      } catch {
+        throw new ConfigError(`shard URL "${url}" is not a valid URL (expected e.g. http://10.0.0.1:7001)`);
+      }
+      if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+        throw new ConfigError(`shard URL "${url}" must use http or https`);
+      }
+    }
+  }
+  return shards;
+}
+
+/** Settings for logging: secrets replaced so configs can be printed at start. */
+export function redactedConfig(config: Config): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(SETTINGS) as [keyof Config, SettingSpec<unknown>][]) {
+    out[key] = spec.secret === true && config[key] !== '' ? '[redacted]' : config[key];
+  }
+  return out;
+}
+
+export function renderConfigTable(): string {
+  const rows = Object.values(SETTINGS).map((spec: SettingSpec<unknown>) => {
+    const shown = spec.defaultValue === '' ? '(empty)' : `\`${String(spec.defaultValue)}\``;
+    return `| \`${spec.env}\` | ${shown} | ${spec.doc} |`;
+  });
+  return ['| Variable | Default | Meaning |', '|---|---|---|', ...rows].join('\n');
+}

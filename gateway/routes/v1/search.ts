@@ -1,0 +1,71 @@
+// POST /v1/search — semantic search over every shard: embed the query (or take a vector),
+// scatter, merge the shards' top-k. The schema is built from the running config and model
+// (max k, vector dimension), so every bad request is refused before any work starts.
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { Filter, Namespace } from '../../../shards/protocol.js';
+import { requestSignal } from '../../request-signal.js';
+import { Coverage, SearchHit, SearchTimings } from '../../schemas.js';
+
+// Largest finite float32; JSON numbers beyond it (1e999 parses as Infinity) are refused.
+const FLOAT32_MAX = 3.4028234663852886e38;
+const INCLUDE_FIELDS = ['text', 'metadata'] as const;
+
+export function searchBodySchema(options: { maxK: number; dimensions: number }) {
+  return Type.Object(
+    {
+      query: Type.Optional(Type.String({ minLength: 1, maxLength: 65_536 })),
+      vector: Type.Optional(
+        Type.Array(Type.Number({ minimum: -FLOAT32_MAX, maximum: FLOAT32_MAX }), {
+          minItems: options.dimensions,
+          maxItems: options.dimensions,
+        }),
+      ),
+      k: Type.Optional(Type.Integer({ minimum: 1, maximum: options.maxK })),
+      namespace: Type.Optional(Namespace),
+      filter: Type.Optional(Filter),
+      include: Type.Optional(Type.Array(Type.Union(INCLUDE_FIELDS.map((field) => Type.Literal(field))), { uniqueItems: true })),
+    },
+    {
+      additionalProperties: false,
+      allOf: [
+        { anyOf: [{ required: ['query'] }, { required: ['vector'] }], errorMessage: 'give a query (text) or a vector' },
+        { not: { required: ['query', 'vector'] }, errorMessage: 'give either query or vector, not both' },
+      ],
+    },
+  );
+}
+
+export type SearchBody = Static<ReturnType<typeof searchBodySchema>>;
+
+export const SearchResponseSchema = Type.Object({
+  object: Type.Literal('search.result'),
+  model: Type.String(),
+  results: Type.Array(SearchHit),
+  coverage: Coverage,
+  timings: SearchTimings,
+});
+
+export default async function searchRoutes(app: FastifyInstance): Promise<void> {
+  const body = searchBodySchema({ maxK: app.config.searchMaxK, dimensions: app.embedder.backend.dimensions });
+  app.post<{ Body: SearchBody }>(
+    '/v1/search',
+    { schema: { body, response: { 200: SearchResponseSchema } } },
+    async (request, reply) => {
+      const { query, vector, k, namespace, filter, include } = request.body;
+      const result = await app.pipeline.search(
+        {
+          query,
+          vector,
+          k: k ?? app.config.searchDefaultK,
+          namespace,
+          filter,
+          includeText: include === undefined || include.includes('text'),
+          includeMetadata: include === undefined || include.includes('metadata'),
+        },
+        requestSignal(request, reply),
+      );
+      return { object: 'search.result' as const, ...result };
+    },
+  );
+}

@@ -1,0 +1,205 @@
+// ShardClient for a shard process across the network: one undici Pool per shard, keep-alive
+// connections reused across requests, JSON bodies, the protocol version on every request.
+//
+// Error mapping is what lets replica sets and the scatter decide what to do (ARCHITECTURE §5.9):
+// a shard's own 4xx envelope comes back as the same RagwayError code (the caller's mistake,
+// retrying elsewhere would fail the same way); anything that says "this shard cannot answer
+// now" — refused/reset connections, timeouts, 5xx — becomes RAGWAY_ERR_SHARD_UNAVAILABLE
+// naming the shard and the cause; an abort by the caller stays the caller's abort.
+import { Pool, type Dispatcher } from 'undici';
+import { abortError, createError, errorFromEnvelope, isRagwayError, throwIfAborted, type RagwayError } from '../gateway/errors.js';
+import {
+  PROTOCOL_HEADER,
+  PROTOCOL_VERSION,
+  SHARD_PATHS,
+  type DeleteRequest,
+  type DeleteResponse,
+  type DocumentResponse,
+  type SearchRequest,
+  type SearchResponse,
+  type StatsResponse,
+  type UpsertRequest,
+  type UpsertResponse,
+} from '../shards/protocol.js';
+import type { ShardClient } from './shard-client.js';
+
+export { checkShard } from './check-shard.js';
+
+export interface HttpShardClientOptions {
+  /** Short label used in errors and metrics, e.g. "shard-1"; the URL is appended. Default "shard". */
+  label?: string;
+  /** Keep-alive connections to this shard. Default 16. */
+  connections?: number;
+  /** TCP connect timeout. Default 5000 ms. */
+  connectTimeoutMs?: number;
+  /** Limit on waiting for response headers and on gaps between body chunks. Default 30000 ms. */
+  requestTimeoutMs?: number;
+}
+
+const DEFAULT_CONNECTIONS = 16;
+const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+const PROTOCOL_VALUE = String(PROTOCOL_VERSION);
+// Enough of an unexpected body to recognise it in an error message, not enough to flood logs.
+const BODY_EXCERPT_CHARS = 200;
+
+export class HttpShardClient implements ShardClient {
+  readonly name: string;
+  readonly url: string;
+  private readonly pool: Pool;
+  private readonly basePath: string;
+  private readonly requestTimeoutMs: number;
+
+  constructor(url: string | URL, options: HttpShardClientOptions = {}) {
+    const parsed = new URL(url);
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+      throw createError('RAGWAY_ERR_INVALID_REQUEST', `shard URL must be http(s), got ${parsed.href}`);
+    }
+    // A path prefix is kept so shards can sit behind a path-routing proxy.
+    this.basePath = parsed.pathname.replace(/\/+$/, '');
+    this.url = parsed.origin + this.basePath;
+    this.name = `${options.label ?? 'shard'} (${this.url})`;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.pool = new Pool(parsed.origin, {
+      connections: options.connections ?? DEFAULT_CONNECTIONS,
+      connectTimeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      headersTimeout: this.requestTimeoutMs,
+      bodyTimeout: this.requestTimeoutMs,
+    });
+  }
+
+  search(request: SearchRequest, signal?: AbortSignal): Promise<SearchResponse> {
+    return this.call<SearchResponse>('POST', SHARD_PATHS.search, request, signal);
+  }
+
+  upsert(request: UpsertRequest, signal?: AbortSignal): Promise<UpsertResponse> {
+    return this.call<UpsertResponse>('POST', SHARD_PATHS.upsert, request, signal);
+  }
+
+  delete(request: DeleteRequest, signal?: AbortSignal): Promise<DeleteResponse> {
+    return this.call<DeleteResponse>('POST', SHARD_PATHS.delete, request, signal);
+  }
+
+  async getDocument(namespace: string, documentId: string, signal?: AbortSignal): Promise<DocumentResponse | undefined> {
+    const path = SHARD_PATHS.document
+      .replace(':namespace', encodeURIComponent(namespace))
+      .replace(':document_id', encodeURIComponent(documentId));
+    try {
+      return await this.call<DocumentResponse>('GET', path, undefined, signal);
+    } catch (err) {
+      if (isRagwayError(err) && (err.code === 'RAGWAY_ERR_NOT_FOUND' || err.code === 'RAGWAY_ERR_NAMESPACE_NOT_FOUND')) {
+        return undefined;
+      }
+      throw err;
+    }
+  }
+
+  stats(signal?: AbortSignal): Promise<StatsResponse> {
+    return this.call<StatsResponse>('GET', SHARD_PATHS.stats, undefined, signal);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+
+  private async call<T>(method: 'GET' | 'POST', path: string, body: unknown, signal: AbortSignal | undefined): Promise<T> {
+    throwIfAborted(signal);
+    const headers: Record<string, string> = { accept: 'application/json', [PROTOCOL_HEADER]: PROTOCOL_VALUE };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+
+    let response: Dispatcher.ResponseData;
+    let text: string;
+    try {
+      response = await this.pool.request({
+        method,
+        path: this.basePath + path,
+        headers,
+        body: body === undefined ? null : JSON.stringify(body),
+        signal: signal ?? null,
+        headersTimeout: this.requestTimeoutMs,
+        bodyTimeout: this.requestTimeoutMs,
+      });
+      text = await response.body.text();
+    } catch (err) {
+      throw this.transportError(err, signal);
+    }
+    return this.interpret<T>(method, path, response, text);
+  }
+
+  private interpret<T>(method: string, path: string, response: Dispatcher.ResponseData, text: string): T {
+    const status = response.statusCode;
+    const parsed = parseJson(text);
+
+    if (status >= 500) {
+      const envelope = errorFromEnvelope(parsed.value, '');
+      const detail = envelope ? `${envelope.code}: ${envelope.message}` : excerpt(text);
+      throw createError('RAGWAY_ERR_SHARD_UNAVAILABLE', `${this.name} unavailable: HTTP ${status}${detail ? ` ${detail}` : ''}`);
+    }
+
+    const protocol = headerValue(response.headers[PROTOCOL_HEADER]);
+    if (protocol !== undefined && protocol !== PROTOCOL_VALUE) {
+      throw createError(
+        'RAGWAY_ERR_PROTOCOL_MISMATCH',
+        `${this.name} speaks shard protocol ${protocol}, this gateway speaks ${PROTOCOL_VALUE}; run the same ragway version on both`,
+      );
+    }
+
+    if (status >= 400) {
+      // The shard's own error envelope is the caller's problem, passed on as is.
+      const envelope = errorFromEnvelope(parsed.value, `${this.name} rejected ${method} ${path} with HTTP ${status}`);
+      if (envelope) throw envelope;
+      throw createError('RAGWAY_ERR_SHARD_ERROR', `${this.name} answered ${method} ${path} with HTTP ${status} and no ragway error: ${excerpt(text)}`);
+    }
+
+    if (protocol === undefined) {
+      // A 2xx without the header is not a ragway shard (a proxy's default page, another service).
+      throw createError(
+        'RAGWAY_ERR_PROTOCOL_MISMATCH',
+        `${this.name} answered ${method} ${path} without a ${PROTOCOL_HEADER} header; is it a ragway shard?`,
+      );
+    }
+    if (!parsed.ok || typeof parsed.value !== 'object' || parsed.value === null) {
+      throw createError('RAGWAY_ERR_SHARD_ERROR', `${this.name} answered ${method} ${path} with a body that is not a JSON object: ${excerpt(text)}`);
+    }
+    return parsed.value as T;
+  }
+
+  private transportError(err: unknown, signal: AbortSignal | undefined): RagwayError {
+    if (signal?.aborted) return abortError(signal);
+    if (isRagwayError(err)) return err;
+    return createError('RAGWAY_ERR_SHARD_UNAVAILABLE', `${this.name} unavailable: ${describeCause(err)}`, { cause: err });
+  }
+}
+
+function parseJson(text: string): { ok: boolean; value: unknown } {
+  if (text.length === 0) return { ok: false, value: undefined };
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown };
+  } catch {
+    return { ok: false, value: undefined };
+  }
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function excerpt(text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > BODY_EXCERPT_CHARS ? `${flat.slice(0, BODY_EXCERPT_CHARS)}…` : flat;
+}
+
+/** "connect ECONNREFUSED 127.0.0.1:7001", "Headers Timeout Error (UND_ERR_HEADERS_TIMEOUT)", … */
+function describeCause(err: unknown): string {
+  if (err instanceof AggregateError && err.errors.length > 0) {
+    // Happy-eyeballs connects (localhost → ::1 and 127.0.0.1) fail with an AggregateError whose
+    // own message is empty; the per-address errors carry the story.
+    return [...new Set(err.errors.map(describeCause))].join('; ');
+  }
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    const message = err.message || err.name;
+    return typeof code === 'string' && !message.includes(code) ? `${message} (${code})` : message;
+  }
+  return String(err);
+}

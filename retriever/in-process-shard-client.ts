@@ -1,0 +1,64 @@
+// ShardClient over a ShardStore living in this process: unit tests (and a single-process
+// deployment) run the exact shard logic without sockets. The store is synchronous; the
+// promise wrapper gives callers the same shape, errors included, as HttpShardClient.
+import { throwIfAborted } from '../gateway/errors.js';
+import type {
+  DeleteRequest,
+  DeleteResponse,
+  DocumentResponse,
+  SearchRequest,
+  SearchResponse,
+  StatsResponse,
+  UpsertRequest,
+  UpsertResponse,
+} from '../shards/protocol.js';
+import type { ShardStore } from '../shards/shard-store.js';
+import type { ShardClient } from './shard-client.js';
+
+export interface InProcessShardClientOptions {
+  /** Short label used in errors and metrics, e.g. "shard-1". Default "shard". */
+  label?: string;
+}
+
+export class InProcessShardClient implements ShardClient {
+  readonly name: string;
+
+  /** The store stays owned by the caller: close() does not close it, so a test can reopen it. */
+  constructor(
+    private readonly store: ShardStore,
+    options: InProcessShardClientOptions = {},
+  ) {
+    this.name = `${options.label ?? 'shard'} (in-process)`;
+  }
+
+  // Each method is async so that a store's synchronous throw becomes a rejection, as a remote
+  // shard's error would; a signal aborted before the call means the work is not done at all.
+  async search(request: SearchRequest, signal?: AbortSignal): Promise<SearchResponse> {
+    throwIfAborted(signal);
+    return this.store.search(request);
+  }
+
+  async upsert(request: UpsertRequest, signal?: AbortSignal): Promise<UpsertResponse> {
+    throwIfAborted(signal);
+    return this.store.upsert(request);
+  }
+
+  async delete(request: DeleteRequest, signal?: AbortSignal): Promise<DeleteResponse> {
+    throwIfAborted(signal);
+    return this.store.delete(request);
+  }
+
+  async getDocument(namespace: string, documentId: string, signal?: AbortSignal): Promise<DocumentResponse | undefined> {
+    throwIfAborted(signal);
+    return this.store.getDocument(namespace, documentId);
+  }
+
+  async stats(signal?: AbortSignal): Promise<StatsResponse> {
+    throwIfAborted(signal);
+    return this.store.stats();
+  }
+
+  async close(): Promise<void> {
+    // Nothing to release: no connections, and the store belongs to whoever opened it.
+  }
+}
