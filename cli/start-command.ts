@@ -12,7 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import { integerFlag, parseFlags, UsageError } from './args.js';
 import { batchDocuments, openCorpus, openSampleCorpus, type CorpusSource } from './corpus.js';
 import { ProgressBar } from './progress.js';
-import { ShardProcess } from './shard-process.js';
+import { ServiceProcess } from './service-process.js';
 
 const SAMPLE_MARKER = '.corpus-ingested';
 const INGEST_BATCH = { maxDocuments: 32, maxBytes: 2 * 1024 * 1024 };
@@ -55,7 +55,7 @@ export async function runStart(argv: string[]): Promise<void> {
   const shards = Array.from(
     { length: config.shardCount },
     (_, index) =>
-      new ShardProcess({
+      new ServiceProcess({
         label: `shard-${index}`,
         host: '127.0.0.1',
         args: [

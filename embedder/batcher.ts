@@ -22,7 +22,7 @@ export interface BatcherOptions {
 export const DEFAULT_BATCHER_OPTIONS: BatcherOptions = {
   maxBatchInputs: 128,
   maxBatchTokens: 16_384,
-  maxWaitMs: 2,
+  maxWaitMs: 0,
   maxQueuedInputs: 8_192,
   maxConcurrentBatches: 1,
 };
@@ -77,6 +77,7 @@ export class EmbeddingBatcher {
   #liveQueued = 0;
   #inFlight = 0;
   #timer: NodeJS.Timeout | undefined;
+  #immediate: NodeJS.Immediate | undefined;
   #closed = false;
   #dropped = 0;
   #batches = 0;
@@ -159,7 +160,7 @@ export class EmbeddingBatcher {
       const now = performance.now();
       inputs.forEach((input, position) => this.#queue.push({ input, request, position, enqueuedAt: now }));
       this.#liveQueued += inputs.length;
-      this.#schedule();
+      this.#scheduleSoon();
     });
   }
 
@@ -171,12 +172,26 @@ export class EmbeddingBatcher {
   close(): void {
     this.#closed = true;
     clearTimeout(this.#timer);
+    clearImmediate(this.#immediate);
     const err = createError('RAGWAY_ERR_NOT_READY', 'the embedder is shutting down');
     for (const entry of this.#queue) {
       if (!entry.request.settled) settle(entry.request, () => entry.request.reject(err));
     }
     this.#queue = [];
     this.#liveQueued = 0;
+  }
+
+  /**
+   * Defers batch formation to the next turn of the event loop, so every caller that arrives
+   * in this turn — typically all the callers whose previous batch just resolved — joins the
+   * same batch instead of the first one running alone.
+   */
+  #scheduleSoon(): void {
+    if (this.#immediate !== undefined) return;
+    this.#immediate = setImmediate(() => {
+      this.#immediate = undefined;
+      this.#schedule();
+    });
   }
 
   #schedule(): void {
@@ -289,7 +304,7 @@ export class EmbeddingBatcher {
       }
     } finally {
       this.#inFlight -= 1;
-      if (!this.#closed) this.#schedule();
+      if (!this.#closed) this.#scheduleSoon();
     }
   }
 }

@@ -69,7 +69,13 @@ export const SETTINGS = {
     1,
     10_000_000,
   ),
-  embedMaxWaitMs: integer('RAGWAY_EMBED_MAX_WAIT_MS', 2, 'Longest an input waits for a fuller batch.', 0, 10_000),
+  embedMaxWaitMs: integer(
+    'RAGWAY_EMBED_MAX_WAIT_MS',
+    0,
+    'Longest an input waits for a fuller batch while the model is idle; 0 runs at once (batches still form from what arrives while the model is busy).',
+    0,
+    10_000,
+  ),
   embedMaxQueuedInputs: integer(
     'RAGWAY_EMBED_MAX_QUEUED_INPUTS',
     8_192,

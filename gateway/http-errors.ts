@@ -12,9 +12,12 @@ interface ValidationIssue {
   parentSchema?: Record<string, unknown>;
 }
 
-/** "/vector/3" → "vector[3]", "/documents/0/text" → "documents[0].text". */
+/** "/vector/3" → "vector[3]", "/documents/0/text" → "documents[0].text" (JSON Pointer unescaped). */
 export function paramFromInstancePath(instancePath: string, missingProperty?: string): string | null {
-  const parts = instancePath.split('/').filter((part) => part !== '');
+  const parts = instancePath
+    .split('/')
+    .filter((part) => part !== '')
+    .map((part) => part.replaceAll('~1', '/').replaceAll('~0', '~'));
   if (missingProperty !== undefined) parts.push(missingProperty);
   if (parts.length === 0) return null;
   return parts.reduce((path, part) => (/^\d+$/.test(part) ? `${path}[${part}]` : path === '' ? part : `${path}.${part}`), '');
@@ -67,8 +70,11 @@ export function sendError(reply: FastifyReply, err: RagwayError): FastifyReply {
   return reply.code(err.statusCode).type('application/json').send(err.toEnvelope());
 }
 
-/** Installs the error handler, the 404 handler and lenient JSON parsing on `app`. */
-export function installErrorHandling(app: FastifyInstance): void {
+/**
+ * Installs the error handler and the 404 handler on `app`; with `lenientJson` (the
+ * gateway's default) form and text bodies are parsed as JSON too.
+ */
+export function installErrorHandling(app: FastifyInstance, options: { lenientJson?: boolean } = {}): void {
   app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const err = toRagwayError(error);
     if (err.statusCode >= 500) request.log.error({ err: error }, err.message);
@@ -80,6 +86,7 @@ export function installErrorHandling(app: FastifyInstance): void {
   );
   // `curl -d '{...}'` sends form or text content types; parse them as JSON rather than
   // making every quick try fail with 415.
+  if (options.lenientJson === false) return;
   app.addContentTypeParser(
     ['application/x-www-form-urlencoded', 'text/plain'],
     { parseAs: 'string' },

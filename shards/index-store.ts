@@ -54,7 +54,7 @@ const DEFAULTS = {
   efConstruction: 200,
   efSearch: 64,
   initialCapacity: 1024,
-  bruteForceThreshold: 2048,
+  bruteForceThreshold: 512,
   autoSaveMs: 1000,
 } as const;
 

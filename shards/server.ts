@@ -2,8 +2,9 @@
 // sends is validated by the TypeBox schemas in protocol.ts; every failure leaves as the
 // catalog's envelope, so the gateway's shard client can rebuild the exact RagwayError.
 import type { AddressInfo } from 'node:net';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { createError, isRagwayError, type RagwayError } from '../gateway/errors.js';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { createError } from '../gateway/errors.js';
+import { ajvOptions, installErrorHandling } from '../gateway/http-errors.js';
 import { IndexStore, type IndexStoreOptions } from './index-store.js';
 import {
   DeleteRequest,
@@ -57,13 +58,11 @@ export function buildShardApp(store: ShardStore, options: ShardAppOptions = {}):
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES,
-    ajv: {
-      // Fastify's defaults silently strip unknown fields and coerce "5" to 5; a wire protocol
-      // between two programs should reject both, so a typo'd field name is a 400, not a no-op.
-      customOptions: { removeAdditional: false, coerceTypes: false },
-    },
+    // Strict: a typo'd field is a 400 and "5" is not 5 (Fastify's defaults strip and coerce).
+    ajv: ajvOptions(),
   });
-  // The protocol is JSON only; text/plain would parse and then fail the schema confusingly.
+  // The wire protocol is JSON only; no curl-friendly parsing of other content types here.
+  installErrorHandling(app, { lenientJson: false });
   app.removeContentTypeParser('text/plain');
   let closing = false;
   app.addHook('preClose', async () => {
@@ -79,17 +78,6 @@ export function buildShardApp(store: ShardStore, options: ShardAppOptions = {}):
   app.addHook('onSend', async (_request, reply) => {
     reply.header(PROTOCOL_HEADER, String(PROTOCOL_VERSION));
   });
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    const ragwayError = toRagwayError(error);
-    if (ragwayError.statusCode >= 500) request.log.error({ err: error }, 'shard request failed');
-    if (ragwayError.retryAfterSeconds !== undefined) reply.header('retry-after', String(ragwayError.retryAfterSeconds));
-    return reply.code(ragwayError.statusCode).send(ragwayError.toEnvelope());
-  });
-  app.setNotFoundHandler((request, reply) => {
-    const error = createError('RAGWAY_ERR_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`);
-    return reply.code(error.statusCode).send(error.toEnvelope());
-  });
-
   app.post<{ Body: SearchRequest }>(
     SHARD_PATHS.search,
     { schema: { body: SearchRequest, response: { 200: SearchResponse } } },
@@ -138,54 +126,6 @@ function checkProtocol(header: string | string[] | undefined): void {
       : `this shard speaks protocol ${PROTOCOL_VERSION} but the request sent ${PROTOCOL_HEADER}: ${String(header)}; ` +
         'run the gateway and shards from the same release';
   throw createError('RAGWAY_ERR_PROTOCOL_MISMATCH', message, { param: PROTOCOL_HEADER });
-}
-
-/** Maps whatever Fastify or a handler threw onto the error catalog. */
-export function toRagwayError(error: FastifyError | Error): RagwayError {
-  if (isRagwayError(error)) return error;
-  const fastifyError = error as Partial<FastifyError>;
-  if (fastifyError.validation !== undefined) {
-    const issue = fastifyError.validation[0];
-    const extra = issue?.params['additionalProperty'];
-    // Ajv's "must NOT have additional properties" does not say which one.
-    const message = typeof extra === 'string' ? `${error.message}: ${JSON.stringify(extra)}` : error.message;
-    return createError('RAGWAY_ERR_INVALID_REQUEST', message, { param: validationParam(issue), cause: error });
-  }
-  switch (fastifyError.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return createError('RAGWAY_ERR_BODY_TOO_LARGE', 'request body is larger than this shard accepts', { cause: error });
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return createError('RAGWAY_ERR_INVALID_JSON', `request body is not valid JSON: ${error.message}`, { cause: error });
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return createError('RAGWAY_ERR_UNSUPPORTED_MEDIA_TYPE', 'send application/json', { cause: error });
-  }
-  const status = fastifyError.statusCode ?? 500;
-  if (status >= 400 && status < 500) return createError('RAGWAY_ERR_INVALID_REQUEST', error.message, { cause: error });
-  return createError('RAGWAY_ERR_INTERNAL', 'internal shard error', { cause: error });
-}
-
-interface ValidationIssue {
-  instancePath: string;
-  params: Record<string, unknown>;
-}
-
-/** "/queries/0/k" → "queries[0].k"; a missing or extra property is appended to its parent's path. */
-export function validationParam(issue: ValidationIssue | undefined): string | null {
-  if (issue === undefined) return null;
-  const segments = issue.instancePath
-    .split('/')
-    .slice(1)
-    .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'));
-  for (const key of ['missingProperty', 'additionalProperty'] as const) {
-    const extra = issue.params[key];
-    if (typeof extra === 'string') segments.push(extra);
-  }
-  let path = '';
-  for (const segment of segments) {
-    path += /^\d+$/.test(segment) ? `[${segment}]` : path === '' ? segment : `.${segment}`;
-  }
-  return path === '' ? null : path;
 }
 
 /** Opens the store in `dataDir`, listens, and returns a handle whose close() flushes to disk. */

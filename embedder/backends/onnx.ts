@@ -70,7 +70,7 @@ export class OnnxEmbeddingBackend implements EmbeddingBackend {
   static async load(options: OnnxBackendOptions): Promise<OnnxEmbeddingBackend> {
     const threads = options.intraOpNumThreads ?? 1;
     if (!Number.isInteger(threads) || threads < 1) {
-      throw createError('RAGWAY_ERR_INVALID_REQUEST', `intraOpNumThreads must be a positive integer, got ${threads}`);
+      throw new RangeError(`intraOpNumThreads must be a positive integer, got ${threads}`);
     }
     const localDir = localModelDir(options.model);
     // transformers.js joins a relative path that looks like a hub id onto env.localModelPath,

@@ -24,10 +24,11 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { DEFAULT_MODEL_ID, defaultModelDir, packageRoot } from '../../gateway/config.js';
 import { encodeModel, float32RawData, float32Tensor, int64Tensor, TensorDataType } from './onnx-writer.js';
 import type { NodeSpec } from './onnx-writer.js';
 
-export const MODEL_ID = 'glove-sif-100d';
+export const MODEL_ID = DEFAULT_MODEL_ID;
 export const EXPECTED_HASHES_FILE = 'glove-sif-100d.sha256.json';
 export const MANIFEST_FILE = 'ragway-build.json';
 
@@ -712,25 +713,10 @@ function moduleDir(): string {
   return dirname(fileURLToPath(import.meta.url));
 }
 
-/** The directory holding package.json above this module (works from the source and from dist/). */
-export function repoRoot(): string {
-  let dir = moduleDir();
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`no package.json above ${moduleDir()}`);
-    dir = parent;
-  }
-}
-
-export function defaultModelDir(): string {
-  return join(repoRoot(), 'models', MODEL_ID);
-}
-
 /** Where the committed hashes live in the source tree (tsc does not copy it to dist/). */
 export function expectedHashesPath(): string {
   const besideModule = join(moduleDir(), EXPECTED_HASHES_FILE);
-  return existsSync(besideModule) ? besideModule : join(repoRoot(), 'embedder', 'model', EXPECTED_HASHES_FILE);
+  return existsSync(besideModule) ? besideModule : join(packageRoot(), 'embedder', 'model', EXPECTED_HASHES_FILE);
 }
 
 export async function loadExpectedHashes(): Promise<Record<string, string>> {
@@ -865,7 +851,7 @@ async function main(argv: readonly string[]): Promise<number> {
 
   if (writeExpected) {
     const manifest = await buildGloveSifModel({ outDir: dir, log: (line) => console.log(line) });
-    const target = join(repoRoot(), 'embedder', 'model', EXPECTED_HASHES_FILE);
+    const target = join(packageRoot(), 'embedder', 'model', EXPECTED_HASHES_FILE);
     await writeFile(target, json(manifest.files));
     console.log(`${MODEL_ID}: wrote ${target}`);
     return 0;

@@ -3,7 +3,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ShardProcess } from '../../cli/shard-process.js';
+import { ServiceProcess } from '../../cli/service-process.js';
 import { OnnxEmbeddingBackend } from '../../embedder/backends/onnx.js';
 import { ensureGloveSifModel } from '../../embedder/model/build-model.js';
 import { defaultModelDir } from '../../gateway/config.js';
@@ -19,7 +19,7 @@ export async function tempDir(prefix: string): Promise<{ path: string; remove():
 }
 
 export interface TestShards {
-  processes: ShardProcess[];
+  processes: ServiceProcess[];
   urls: string[];
   spec: string;
   stop(): Promise<void>;
@@ -29,7 +29,7 @@ export async function startShards(count: number, dataDir: string, dim = 100): Pr
   const processes = Array.from(
     { length: count },
     (_, index) =>
-      new ShardProcess({
+      new ServiceProcess({
         label: `shard-${index}`,
         host: '127.0.0.1',
         args: ['--data', join(dataDir, `shard-${index}`), '--dim', String(dim), '--space', 'cosine'],

@@ -1,19 +1,24 @@
-// A shard child process as `ragway start` runs it: spawned with `ragway shard`, its URL read
-// from the line it prints, restarted on the same port (so the gateway's URL stays valid)
-// with backoff if it dies, and stopped with SIGTERM (it saves its index) then SIGKILL.
+// A ragway child process (`ragway shard` for `ragway start`, `ragway gateway` for the
+// benchmarks): its URL read from the "listening on" line it prints, restarted on the same
+// port (so URLs held by others stay valid) with backoff if it dies, and stopped with
+// SIGTERM (a shard saves its index) then SIGKILL.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-const LISTENING = /ragway shard listening on (http:\/\/\S+)/;
+const LISTENING = /ragway \w+ listening on (http:\/\/\S+)/;
 const START_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 15_000;
 const MAX_BACKOFF_MS = 30_000;
 
-export interface ShardProcessOptions {
+export interface ServiceProcessOptions {
   label: string;
-  /** Arguments after `ragway shard`, without --port. */
+  /** The ragway command to run; default "shard". */
+  command?: 'shard' | 'gateway';
+  /** Arguments after the command, without --host and --port. */
   args: string[];
+  /** Extra environment for the child (added to this process's). */
+  env?: Record<string, string>;
   host: string;
   port?: number;
   log?: (line: string) => void;
@@ -21,8 +26,8 @@ export interface ShardProcessOptions {
   restart?: boolean;
 }
 
-export class ShardProcess {
-  readonly #options: ShardProcessOptions;
+export class ServiceProcess {
+  readonly #options: ServiceProcessOptions;
   #child: ChildProcess | undefined;
   #port: number;
   #url: string | undefined;
@@ -30,7 +35,7 @@ export class ShardProcess {
   #restarts = 0;
   #restartTimer: NodeJS.Timeout | undefined;
 
-  constructor(options: ShardProcessOptions) {
+  constructor(options: ServiceProcessOptions) {
     this.#options = options;
     this.#port = options.port ?? 0;
   }
@@ -49,14 +54,14 @@ export class ShardProcess {
     this.#child?.kill(signal);
   }
 
-  /** Spawns the shard (again, on the same port, after a stop) and resolves its URL once it listens. */
+  /** Spawns the process (again, on the same port, after a stop) and resolves its URL once it listens. */
   async start(): Promise<string> {
     this.#stopping = false;
     const cli = fileURLToPath(new URL('./ragway.js', import.meta.url));
     const child = spawn(
       process.execPath,
-      [cli, 'shard', '--host', this.#options.host, '--port', String(this.#port), ...this.#options.args],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
+      [cli, this.#options.command ?? 'shard', '--host', this.#options.host, '--port', String(this.#port), ...this.#options.args],
+      { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...this.#options.env } },
     );
     this.#child = child;
     const url = await new Promise<string>((resolve, reject) => {
@@ -100,7 +105,7 @@ export class ShardProcess {
     }, delay);
   }
 
-  /** SIGTERM (the shard saves and exits), then SIGKILL after a grace period. */
+  /** SIGTERM (a shard saves and exits), then SIGKILL after a grace period. */
   async stop(): Promise<void> {
     this.#stopping = true;
     clearTimeout(this.#restartTimer);
