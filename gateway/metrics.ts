@@ -12,6 +12,7 @@ export class GatewayMetrics {
   readonly embedDropped: Counter;
   readonly embedRejected: Counter;
   readonly shardLatency: Histogram<'shard' | 'outcome'>;
+  readonly searchBatchQueries: Histogram;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'ragway_' });
@@ -56,6 +57,12 @@ export class GatewayMetrics {
       help: 'Shard search call latency as seen by the gateway',
       labelNames: ['shard', 'outcome'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+      registers,
+    });
+    this.searchBatchQueries = new Histogram({
+      name: 'ragway_search_batch_queries',
+      help: 'Concurrent searches coalesced into one request per shard',
+      buckets: [1, 2, 4, 8, 16, 32, 64],
       registers,
     });
   }

@@ -4,6 +4,9 @@ import { DEFAULT_NAMESPACE } from '../shards/protocol.js';
 import { compileFilter } from '../shards/filter.js';
 import type { EmbeddingBatcher } from '../embedder/batcher.js';
 import type { Scatter } from '../retriever/scatter.js';
+
+/** Scatter or SearchCoalescer: anything that searches all shards for one vector. */
+export type VectorSearch = Pick<Scatter, 'search'>;
 import { createError, throwIfAborted } from './errors.js';
 import { roundMs } from './timing.js';
 import type { Coverage, SearchHit, SearchTimings } from './schemas.js';
@@ -27,13 +30,11 @@ export interface SearchOutput {
 
 export class SearchPipeline {
   readonly #batcher: EmbeddingBatcher;
-  readonly #scatter: Scatter;
-  readonly #efSearch: number;
+  readonly #shards: VectorSearch;
 
-  constructor(batcher: EmbeddingBatcher, scatter: Scatter, options: { efSearch: number }) {
+  constructor(batcher: EmbeddingBatcher, shards: VectorSearch) {
     this.#batcher = batcher;
-    this.#scatter = scatter;
-    this.#efSearch = options.efSearch;
+    this.#shards = shards;
   }
 
   async search(input: SearchInput, signal?: AbortSignal): Promise<SearchOutput> {
@@ -46,13 +47,13 @@ export class SearchPipeline {
     const vector = input.vector !== undefined ? Float32Array.from(input.vector) : await this.#embedQuery(input.query, signal);
     const embedded = performance.now();
     throwIfAborted(signal);
-    const result = await this.#scatter.search(
+    // ef is left to each shard (its --ef, raised to k there).
+    const result = await this.#shards.search(
       vector,
       {
         k: input.k,
         namespace,
         ...(input.filter !== undefined ? { filter: input.filter } : {}),
-        ef: Math.max(this.#efSearch, input.k),
         includeText: input.includeText,
         includeMetadata: input.includeMetadata,
       },

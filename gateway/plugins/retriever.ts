@@ -5,6 +5,7 @@
 import fp from 'fastify-plugin';
 import { HttpShardClient } from '../../retriever/http-shard-client.js';
 import { Scatter } from '../../retriever/scatter.js';
+import { SearchCoalescer } from '../../retriever/search-coalescer.js';
 import type { ShardClient } from '../../retriever/shard-client.js';
 import { ConfigError, parseShardSpec } from '../config.js';
 import { DocumentService } from '../documents.js';
@@ -54,7 +55,8 @@ export default fp(
     }
 
     app.decorate('scatter', scatter);
-    app.decorate('pipeline', new SearchPipeline(app.embedder, scatter, { efSearch: config.shardEfSearch }));
+    const coalescer = new SearchCoalescer(scatter, { onBatch: (queries) => app.metrics.searchBatchQueries.observe(queries) });
+    app.decorate('pipeline', new SearchPipeline(app.embedder, coalescer));
     app.decorate(
       'documents',
       new DocumentService(app.embedder, scatter, {

@@ -1,0 +1,128 @@
+// Coalesces concurrent searches into one batch request per shard. Queries leave the
+// embedding batcher together (a whole batch resolves in one turn of the event loop), so
+// collecting them until the next turn and sending them as one multi-query request per shard
+// turns N×shards HTTP calls into shards calls, with no added wait beyond that turn.
+//
+// A caller that aborts is released at once; the shared request carries on for the others.
+// A 4xx for a multi-query batch (one bad query poisons a shared request) is retried query
+// by query, so one caller's mistake never fails its neighbours.
+import { abortError, isRagwayError, throwIfAborted } from '../gateway/errors.js';
+import type { IncludeOptions, Scatter, ScatterQuery, ScatterSearchResult, SearchOptions } from './scatter.js';
+import { MAX_QUERIES_PER_REQUEST } from './scatter.js';
+
+interface Pending {
+  query: ScatterQuery;
+  signal: AbortSignal | undefined;
+  resolve: (result: ScatterSearchResult) => void;
+  reject: (err: unknown) => void;
+  settled: boolean;
+  cleanup: () => void;
+}
+
+export interface CoalescerOptions {
+  /** Most queries in one shard request. */
+  maxBatch?: number;
+  /** Called with the size of every batch sent (for metrics). */
+  onBatch?: (queries: number) => void;
+}
+
+export class SearchCoalescer {
+  readonly #scatter: Scatter;
+  readonly #maxBatch: number;
+  readonly #onBatch: ((queries: number) => void) | undefined;
+  /** Pending queries grouped by their include options (a shard request has one setting). */
+  #groups = new Map<string, { include: IncludeOptions; pending: Pending[] }>();
+  #immediate: NodeJS.Immediate | undefined;
+
+  constructor(scatter: Scatter, options: CoalescerOptions = {}) {
+    this.#scatter = scatter;
+    this.#maxBatch = Math.min(options.maxBatch ?? 64, MAX_QUERIES_PER_REQUEST);
+    this.#onBatch = options.onBatch;
+  }
+
+  search(vector: Float32Array, options: SearchOptions, signal?: AbortSignal): Promise<ScatterSearchResult> {
+    throwIfAborted(signal);
+    const { k, namespace, filter, ef, ...include } = options;
+    const query: ScatterQuery = { vector, k, namespace };
+    if (filter !== undefined) query.filter = filter;
+    if (ef !== undefined) query.ef = ef;
+    const key = `${include.includeText !== false}:${include.includeMetadata !== false}`;
+
+    return new Promise<ScatterSearchResult>((resolve, reject) => {
+      const onAbort = (): void => {
+        if (pending.settled) return;
+        pending.settled = true;
+        reject(abortError(signal as AbortSignal));
+      };
+      const pending: Pending = {
+        query,
+        signal,
+        resolve: (result) => {
+          if (pending.settled) return;
+          pending.settled = true;
+          pending.cleanup();
+          resolve(result);
+        },
+        reject: (err) => {
+          if (pending.settled) return;
+          pending.settled = true;
+          pending.cleanup();
+          reject(err);
+        },
+        settled: false,
+        cleanup: () => signal?.removeEventListener('abort', onAbort),
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      let group = this.#groups.get(key);
+      if (group === undefined) {
+        group = { include, pending: [] };
+        this.#groups.set(key, group);
+      }
+      group.pending.push(pending);
+      this.#immediate ??= setImmediate(() => this.#flush());
+    });
+  }
+
+  #flush(): void {
+    this.#immediate = undefined;
+    const groups = this.#groups;
+    this.#groups = new Map();
+    for (const { include, pending } of groups.values()) {
+      const live = pending.filter((entry) => !entry.settled);
+      for (let start = 0; start < live.length; start += this.#maxBatch) {
+        void this.#send(live.slice(start, start + this.#maxBatch), include);
+      }
+    }
+  }
+
+  async #send(batch: Pending[], include: IncludeOptions): Promise<void> {
+    this.#onBatch?.(batch.length);
+    // The shared request is cancelled only when every caller in it has gone.
+    const controller = new AbortController();
+    let waiting = batch.length;
+    const onCallerAbort = (): void => {
+      waiting -= 1;
+      if (waiting === 0) controller.abort(abortError(batch[0]?.signal ?? controller.signal));
+    };
+    for (const entry of batch) entry.signal?.addEventListener('abort', onCallerAbort, { once: true });
+    try {
+      const result = await this.#scatter.searchBatch(
+        batch.map((entry) => entry.query),
+        include,
+        controller.signal,
+      );
+      batch.forEach((entry, index) => {
+        const hits = result.results[index] ?? { hits: [], namespaceFound: false };
+        entry.resolve({ ...hits, coverage: result.coverage, epochs: result.epochs, tookMs: result.tookMs });
+      });
+    } catch (err) {
+      if (batch.length > 1 && isRagwayError(err) && err.statusCode < 500) {
+        await Promise.all(batch.map((entry) => this.#send([entry], include)));
+        return;
+      }
+      for (const entry of batch) entry.reject(err);
+    } finally {
+      for (const entry of batch) entry.signal?.removeEventListener('abort', onCallerAbort);
+    }
+  }
+}

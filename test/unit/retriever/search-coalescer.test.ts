@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { isRagwayError } from '../../../gateway/errors.js';
+import { InProcessShardClient } from '../../../retriever/in-process-shard-client.js';
+import { Scatter } from '../../../retriever/scatter.js';
+import { SearchCoalescer } from '../../../retriever/search-coalescer.js';
+import type { ShardClient } from '../../../retriever/shard-client.js';
+import type { SearchRequest, SearchResponse } from '../../../shards/protocol.js';
+import { IndexStore } from '../../../shards/index-store.js';
+import { randomUnitVectors } from '../../helpers/random.js';
+
+const DIM = 16;
+
+/** Delegates to a real client and records the size of every search request it forwards. */
+class RecordingClient implements ShardClient {
+  readonly requests: number[] = [];
+  constructor(private readonly inner: ShardClient) {}
+  get name(): string {
+    return this.inner.name;
+  }
+  search(request: SearchRequest, signal?: AbortSignal): Promise<SearchResponse> {
+    this.requests.push(request.queries.length);
+    return this.inner.search(request, signal);
+  }
+  upsert = (...args: Parameters<ShardClient['upsert']>) => this.inner.upsert(...args);
+  delete = (...args: Parameters<ShardClient['delete']>) => this.inner.delete(...args);
+  getDocument = (...args: Parameters<ShardClient['getDocument']>) => this.inner.getDocument(...args);
+  stats = (...args: Parameters<ShardClient['stats']>) => this.inner.stats(...args);
+  close = () => this.inner.close();
+}
+
+describe('SearchCoalescer', () => {
+  let dir: string;
+  let stores: IndexStore[];
+  let clients: RecordingClient[];
+  let scatter: Scatter;
+  const vectors = randomUnitVectors(400, DIM, 7);
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ragway-coalescer-'));
+    stores = [0, 1].map((i) => IndexStore.open({ dataDir: join(dir, `s${i}`), dim: DIM, space: 'cosine', autoSaveMs: 0 }));
+    clients = stores.map((store, i) => new RecordingClient(new InProcessShardClient(store, { label: `shard-${i}` })));
+    scatter = new Scatter(clients);
+    await scatter.upsertChunks(
+      vectors.map((vector, i) => ({ id: `c${i}`, document_id: `d${i}`, namespace: 'ns', text: `t${i}`, metadata: { even: i % 2 === 0 }, vector })),
+    );
+  });
+  after(() => {
+    for (const store of stores) store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const reset = (): void => {
+    for (const client of clients) client.requests.length = 0;
+  };
+
+  it('sends concurrent searches as one request per shard, with the same answers as one by one', async () => {
+    const queries = vectors.slice(0, 20);
+    const expected = await Promise.all(queries.map((vector) => scatter.search(vector, { k: 5, namespace: 'ns' })));
+    reset();
+    const coalescer = new SearchCoalescer(scatter);
+    const results = await Promise.all(queries.map((vector) => coalescer.search(vector, { k: 5, namespace: 'ns' })));
+    assert.deepEqual(clients.map((client) => client.requests), [[20], [20]]);
+    assert.deepEqual(results.map((r) => r.hits), expected.map((r) => r.hits));
+  });
+
+  it('splits at maxBatch and keeps include settings apart', async () => {
+    reset();
+    const coalescer = new SearchCoalescer(scatter, { maxBatch: 8 });
+    await Promise.all([
+      ...vectors.slice(0, 10).map((v) => coalescer.search(v, { k: 3, namespace: 'ns' })),
+      ...vectors.slice(10, 12).map((v) => coalescer.search(v, { k: 3, namespace: 'ns', includeText: false })),
+    ]);
+    assert.deepEqual([...(clients[0]?.requests ?? [])].sort((a, b) => a - b), [2, 2, 8]);
+  });
+
+  it("retries query by query when one query's 4xx would fail the batch", async () => {
+    const coalescer = new SearchCoalescer(scatter);
+    const [good, bad] = await Promise.allSettled([
+      coalescer.search(vectors[0] as Float32Array, { k: 3, namespace: 'ns', filter: { even: true } }),
+      coalescer.search(vectors[1] as Float32Array, { k: 3, namespace: 'ns', filter: { even: { $regex: 'x' } } }),
+    ]);
+    assert.equal(good.status, 'fulfilled');
+    assert.equal(bad.status, 'rejected');
+    assert.ok(isRagwayError(bad.reason) && bad.reason.code === 'RAGWAY_ERR_INVALID_FILTER');
+  });
+
+  it('releases an aborted caller at once while the others get their answers', async () => {
+    const coalescer = new SearchCoalescer(scatter);
+    const controller = new AbortController();
+    const gone = coalescer.search(vectors[2] as Float32Array, { k: 3, namespace: 'ns' }, controller.signal);
+    const stays = coalescer.search(vectors[3] as Float32Array, { k: 3, namespace: 'ns' });
+    controller.abort();
+    await assert.rejects(gone, (err: unknown) => isRagwayError(err) && err.code === 'RAGWAY_ERR_CLIENT_CLOSED');
+    assert.equal((await stays).hits.length, 3);
+  });
+
+  it('does not send anything for callers that all left before the flush', async () => {
+    reset();
+    const coalescer = new SearchCoalescer(scatter);
+    const controller = new AbortController();
+    const gone = coalescer.search(vectors[4] as Float32Array, { k: 3, namespace: 'ns' }, controller.signal);
+    controller.abort();
+    await assert.rejects(gone);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(clients[0]?.requests, []);
+  });
+});
