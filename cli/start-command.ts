@@ -50,7 +50,11 @@ export async function runStart(argv: string[]): Promise<void> {
   await mkdir(dataDir, { recursive: true });
 
   if (config.embedModel === '') await ensureGloveSifModel({ outDir: resolveModelDir(config), log });
-  const backend = await OnnxEmbeddingBackend.load({ model: resolveModelDir(config), intraOpNumThreads: config.embedThreads });
+  const backend = await OnnxEmbeddingBackend.load({
+        model: resolveModelDir(config),
+        intraOpNumThreads: config.embedThreads,
+        allowRemoteModels: config.embedAllowDownload,
+      });
 
   const shards = Array.from(
     { length: config.shardCount },

@@ -25,6 +25,9 @@ function integer(env: string, defaultValue: number, doc: string, min = 0, max = 
 function string(env: string, defaultValue: string, doc: string): SettingSpec<string> {
   return { env, kind: 'string', defaultValue, doc };
 }
+function boolean(env: string, defaultValue: boolean, doc: string): SettingSpec<boolean> {
+  return { env, kind: 'boolean', defaultValue, doc };
+}
 function oneOf<const V extends string>(env: string, values: readonly V[], defaultValue: V, doc: string): SettingSpec<V> {
   return { env, kind: 'enum', defaultValue, doc, values };
 }
@@ -58,7 +61,12 @@ export const SETTINGS = {
   embedModel: string(
     'RAGWAY_EMBED_MODEL',
     '',
-    'Embedding model: a local Hugging Face ONNX model folder. Empty means the bundled `glove-sif-100d`, built at install.',
+    'Embedding model: a local Hugging Face ONNX model folder, or a hub id such as `Xenova/bge-small-en-v1.5` (from the local HF cache unless downloads are allowed). Empty means the bundled `glove-sif-100d`, built at install.',
+  ),
+  embedAllowDownload: boolean(
+    'RAGWAY_EMBED_ALLOW_DOWNLOAD',
+    false,
+    'Let a hub id in `RAGWAY_EMBED_MODEL` be downloaded at start; off by default so nothing is fetched at run time.',
   ),
   embedThreads: integer('RAGWAY_EMBED_THREADS', 1, 'onnxruntime intra-op threads (1 is fastest on 2 cores).', 1, 256),
   embedMaxBatchInputs: integer('RAGWAY_EMBED_MAX_BATCH_INPUTS', 128, 'Most inputs per embedding model call.', 1, 4_096),
@@ -157,9 +165,18 @@ export function defaultModelDir(): string {
   return join(packageRoot(), 'models', DEFAULT_MODEL_ID);
 }
 
+/**
+ * The model to load: the bundled model's folder, a local folder (relative paths resolved
+ * against the working directory), or a hub id ("org/name") left as it is.
+ */
 export function resolveModelDir(config: Config): string {
-  return config.embedModel === '' ? defaultModelDir() : resolve(config.embedModel);
+  if (config.embedModel === '') return defaultModelDir();
+  const local = resolve(config.embedModel);
+  if (existsSync(local)) return local;
+  return HUB_ID.test(config.embedModel) ? config.embedModel : local;
 }
+
+const HUB_ID = /^[\w.-]+\/[\w.-]+$/;
 
 /** Shard SPEC → shards → replica URLs. */
 export function parseShardSpec(spec: string): string[][] {

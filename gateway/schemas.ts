@@ -1,15 +1,11 @@
 // Response pieces shared by several routes. Response schemas let Fastify serialize with
 // fast-json-stringify and document the API; types for handlers derive from them.
 import { Type, type Static } from '@sinclair/typebox';
+import { ShardHit } from '../shards/protocol.js';
 
-export const SearchHit = Type.Object({
-  id: Type.String(),
-  document_id: Type.String(),
-  score: Type.Number(),
-  text: Type.Optional(Type.String()),
-  metadata: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-});
-export type SearchHit = Static<typeof SearchHit>;
+/** A search result is exactly what the shards return, merged. */
+export const SearchHit = ShardHit;
+export type SearchHit = ShardHit;
 
 /** What part of the corpus answered; `partial` is never hidden (ARCHITECTURE §4). */
 export const Coverage = Type.Object({

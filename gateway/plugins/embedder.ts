@@ -17,7 +17,11 @@ export default fp(
     const owned = options.backend === undefined;
     const backend =
       options.backend ??
-      (await OnnxEmbeddingBackend.load({ model: resolveModelDir(config), intraOpNumThreads: config.embedThreads }));
+      (await OnnxEmbeddingBackend.load({
+        model: resolveModelDir(config),
+        intraOpNumThreads: config.embedThreads,
+        allowRemoteModels: config.embedAllowDownload,
+      }));
     const batcher = new EmbeddingBatcher(
       backend,
       {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, SETTINGS, loadConfig, packageRoot, parseShardSpec, renderConfigTable } from '../../../gateway/config.js';
+import { ConfigError, SETTINGS, defaultModelDir, loadConfig, packageRoot, parseShardSpec, renderConfigTable, resolveModelDir } from '../../../gateway/config.js';
 
 describe('loadConfig', () => {
   it('uses defaults for an empty environment', () => {
@@ -18,6 +18,18 @@ describe('loadConfig', () => {
     assert.throws(() => loadConfig({ RAGWAY_SEARCH_MAX_K: '0' }), /RAGWAY_SEARCH_MAX_K must be between/);
     assert.throws(() => loadConfig({ RAGWAY_LOG_LEVEL: 'loud' }), /RAGWAY_LOG_LEVEL must be one of/);
     assert.throws(() => loadConfig({ RAGWAY_SEARCH_DEFAULT_K: '50', RAGWAY_SEARCH_MAX_K: '20' }), /exceeds/);
+  });
+
+  it('parses booleans strictly', () => {
+    assert.equal(loadConfig({ RAGWAY_EMBED_ALLOW_DOWNLOAD: 'true' }).embedAllowDownload, true);
+    assert.equal(loadConfig({}).embedAllowDownload, false);
+    assert.throws(() => loadConfig({ RAGWAY_EMBED_ALLOW_DOWNLOAD: 'yes please' }), /RAGWAY_EMBED_ALLOW_DOWNLOAD/);
+  });
+
+  it('resolves the embedding model: bundled, local folder, or hub id', () => {
+    assert.equal(resolveModelDir(loadConfig({})), defaultModelDir());
+    assert.equal(resolveModelDir(loadConfig({ RAGWAY_EMBED_MODEL: packageRoot() })), packageRoot());
+    assert.equal(resolveModelDir(loadConfig({ RAGWAY_EMBED_MODEL: 'Xenova/bge-small-en-v1.5' })), 'Xenova/bge-small-en-v1.5');
   });
 
   it('lets CLI overrides win over the environment', () => {
