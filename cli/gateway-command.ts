@@ -1,5 +1,5 @@
 // `ragway gateway`: the gateway alone, in front of shards that run elsewhere.
-import { loadConfig } from '../gateway/config.js';
+import { ConfigError, loadConfig, parseShardSpec } from '../gateway/config.js';
 import { onShutdownSignal, startGateway } from '../gateway/server.js';
 import { integerFlag, parseFlags } from './args.js';
 
@@ -14,6 +14,10 @@ export async function runGateway(argv: string[]): Promise<void> {
     host: values.host,
     shards: values.shards,
   });
+  // Checked before the model loads, so a typo fails in milliseconds, not after start-up.
+  if (parseShardSpec(config.shards).length === 0) {
+    throw new ConfigError('no shards configured: pass --shards SPEC or set RAGWAY_SHARDS');
+  }
   const { app, url } = await startGateway(config);
   process.stdout.write(`ragway gateway listening on ${url}\n`);
   onShutdownSignal(async () => {
