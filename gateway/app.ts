@@ -11,9 +11,16 @@ import type { DocumentService } from './documents.js';
 import { ajvOptions, installErrorHandling } from './http-errors.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { SearchPipeline } from './pipeline.js';
+import type { AnswerService } from './answer.js';
+import type { Generator } from './providers/provider.js';
 import embedderPlugin from './plugins/embedder.js';
 import metricsPlugin from './plugins/metrics.js';
+import generatorPlugin from './plugins/generator.js';
 import retrieverPlugin from './plugins/retriever.js';
+import chatCompletionRoutes from './routes/v1/chat-completions.js';
+import embeddingRoutes from './routes/v1/embeddings.js';
+import modelRoutes from './routes/v1/models.js';
+import queryRoutes from './routes/v1/query.js';
 import documentRoutes from './routes/v1/documents.js';
 import healthRoutes from './routes/v1/health.js';
 import searchRoutes from './routes/v1/search.js';
@@ -26,6 +33,7 @@ declare module 'fastify' {
     scatter: Scatter;
     pipeline: SearchPipeline;
     documents: DocumentService;
+    answers: AnswerService;
   }
 }
 
@@ -36,6 +44,8 @@ export interface AppDependencies {
   shardClients?: ShardClient[];
   /** Fastify logger setting; defaults to JSON logs at the configured level. */
   logger?: FastifyServerOptions['logger'];
+  /** Extra generation models (tests register scripted ones). */
+  generators?: Generator[];
   /** Process-level metrics (event loop, GC) are off in tests that build many apps. */
   defaultMetrics?: boolean;
 }
@@ -56,9 +66,14 @@ export async function buildApp(config: Config, dependencies: AppDependencies = {
   await app.register(metricsPlugin, { defaultMetrics: dependencies.defaultMetrics ?? true });
   await app.register(embedderPlugin, dependencies.embeddingBackend ? { backend: dependencies.embeddingBackend } : {});
   await app.register(retrieverPlugin, dependencies.shardClients ? { clients: dependencies.shardClients } : {});
+  await app.register(generatorPlugin, dependencies.generators ? { generators: dependencies.generators } : {});
 
   await app.register(healthRoutes);
   await app.register(searchRoutes);
   await app.register(documentRoutes);
+  await app.register(queryRoutes);
+  await app.register(chatCompletionRoutes);
+  await app.register(embeddingRoutes);
+  await app.register(modelRoutes);
   return app;
 }

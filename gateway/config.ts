@@ -4,7 +4,7 @@
 // with a message naming the variable.
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 
 type Kind = 'string' | 'integer' | 'boolean' | 'enum';
 
@@ -24,6 +24,9 @@ function integer(env: string, defaultValue: number, doc: string, min = 0, max = 
 }
 function string(env: string, defaultValue: string, doc: string): SettingSpec<string> {
   return { env, kind: 'string', defaultValue, doc };
+}
+function secret(env: string, doc: string): SettingSpec<string> {
+  return { env, kind: 'string', defaultValue: '', doc, secret: true };
 }
 function boolean(env: string, defaultValue: boolean, doc: string): SettingSpec<boolean> {
   return { env, kind: 'boolean', defaultValue, doc };
@@ -97,6 +100,42 @@ export const SETTINGS = {
   maxDocumentsPerRequest: integer('RAGWAY_MAX_DOCUMENTS_PER_REQUEST', 1_000, 'Most documents in one `POST /v1/documents`.', 1, 100_000),
   chunkSizeTokens: integer('RAGWAY_CHUNK_SIZE_TOKENS', 160, 'Target chunk size at ingestion, in model tokens.', 16, 8_192),
   chunkOverlapTokens: integer('RAGWAY_CHUNK_OVERLAP_TOKENS', 32, 'Tokens of the previous chunk repeated at the start of the next.', 0, 4_096),
+  llmUrl: string(
+    'RAGWAY_LLM_URL',
+    '',
+    'OpenAI-compatible LLM upstream base URL (vLLM, TGI, llama.cpp, Ollama `/v1`, OpenAI); several, comma-separated, are tried in order before the first token.',
+  ),
+  llmModel: string('RAGWAY_LLM_MODEL', '', 'Model name sent to `RAGWAY_LLM_URL`; also the id clients use for it.'),
+  llmApiKey: secret('RAGWAY_LLM_API_KEY', 'Bearer key for `RAGWAY_LLM_URL` (never logged).'),
+  llmUpstreamsFile: string(
+    'RAGWAY_LLM_UPSTREAMS_FILE',
+    '',
+    'JSON file listing more models: `[{"id", "model"?, "urls": [...], "api_key_env"?}]` (keys come from the named variables).',
+  ),
+  llmConnectTimeoutMs: integer('RAGWAY_LLM_CONNECT_TIMEOUT_MS', 5_000, 'Longest wait for a TCP connection to an upstream.', 1, 600_000),
+  llmFirstTokenTimeoutMs: integer(
+    'RAGWAY_LLM_FIRST_TOKEN_TIMEOUT_MS',
+    60_000,
+    'Longest wait from request to first token; past it the next upstream is tried.',
+    1,
+    3_600_000,
+  ),
+  llmIdleTimeoutMs: integer('RAGWAY_LLM_IDLE_TIMEOUT_MS', 30_000, 'Longest gap between two chunks of an upstream stream.', 1, 3_600_000),
+  defaultModel: string('RAGWAY_DEFAULT_MODEL', '', 'Model for `/v1/query` when the request names none; empty means the first LLM upstream, else `ragway-extractive`.'),
+  answerK: integer('RAGWAY_ANSWER_K', 5, 'Sources retrieved for an answer when the request gives no `k`.', 1, 100),
+  contextBudgetTokens: integer(
+    'RAGWAY_CONTEXT_BUDGET_TOKENS',
+    3_000,
+    'Tokens of sources put in a prompt; whole chunks beyond it are left out (and counted).',
+    1,
+    1_000_000,
+  ),
+  systemTemplateFile: string(
+    'RAGWAY_SYSTEM_TEMPLATE_FILE',
+    '',
+    'File with the system prompt template (`{sources}` is replaced by the numbered sources); empty uses the built-in one.',
+  ),
+  ssePingMs: integer('RAGWAY_SSE_PING_MS', 10_000, 'Idle time after which an event stream gets a `: ping` comment; 0 disables.', 0, 600_000),
   logLevel: oneOf('RAGWAY_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info', 'Log level (JSON logs on stdout).'),
 } as const;
 
@@ -177,6 +216,80 @@ export function resolveModelDir(config: Config): string {
 }
 
 const HUB_ID = /^[\w.-]+\/[\w.-]+$/;
+
+export interface UpstreamSpec {
+  /** The model id clients use. */
+  id: string;
+  /** The model name sent upstream. */
+  model: string;
+  /** Base URLs, tried in order before the first token. */
+  urls: string[];
+  apiKey?: string;
+}
+
+/**
+ * The LLM upstreams: RAGWAY_LLM_URL/MODEL/API_KEY, then the models of
+ * RAGWAY_LLM_UPSTREAMS_FILE. Keys named by `api_key_env` are read from `env` here, so this
+ * file stays the only reader of the environment.
+ */
+export function loadUpstreams(config: Config, env: NodeJS.ProcessEnv = process.env): UpstreamSpec[] {
+  const upstreams: UpstreamSpec[] = [];
+  if (config.llmUrl !== '') {
+    if (config.llmModel === '') throw new ConfigError('RAGWAY_LLM_URL is set but RAGWAY_LLM_MODEL is empty: name the upstream model');
+    upstreams.push({
+      id: config.llmModel,
+      model: config.llmModel,
+      urls: splitUrls(config.llmUrl, 'RAGWAY_LLM_URL'),
+      ...(config.llmApiKey !== '' ? { apiKey: config.llmApiKey } : {}),
+    });
+  }
+  if (config.llmUpstreamsFile !== '') {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(config.llmUpstreamsFile, 'utf8'));
+    } catch (err) {
+      throw new ConfigError(`RAGWAY_LLM_UPSTREAMS_FILE ${config.llmUpstreamsFile}: ${(err as Error).message}`);
+    }
+    if (!Array.isArray(parsed)) throw new ConfigError('RAGWAY_LLM_UPSTREAMS_FILE must hold a JSON array');
+    parsed.forEach((entry: unknown, index) => {
+      const where = `RAGWAY_LLM_UPSTREAMS_FILE[${index}]`;
+      const { id, model, urls, api_key_env: keyEnv } = (entry ?? {}) as Record<string, unknown>;
+      if (typeof id !== 'string' || id === '') throw new ConfigError(`${where}.id must be a non-empty string`);
+      if (model !== undefined && typeof model !== 'string') throw new ConfigError(`${where}.model must be a string`);
+      if (!Array.isArray(urls) || urls.length === 0 || !urls.every((url) => typeof url === 'string')) {
+        throw new ConfigError(`${where}.urls must be a non-empty array of URLs`);
+      }
+      let apiKey: string | undefined;
+      if (keyEnv !== undefined) {
+        if (typeof keyEnv !== 'string') throw new ConfigError(`${where}.api_key_env must name an environment variable`);
+        apiKey = env[keyEnv];
+        if (apiKey === undefined || apiKey === '') throw new ConfigError(`${where}.api_key_env names ${keyEnv}, which is not set`);
+      }
+      upstreams.push({ id, model: model ?? id, urls: splitUrls((urls as string[]).join(','), `${where}.urls`), ...(apiKey ? { apiKey } : {}) });
+    });
+  }
+  const ids = new Set<string>();
+  for (const upstream of upstreams) {
+    if (ids.has(upstream.id)) throw new ConfigError(`LLM model id "${upstream.id}" is configured twice`);
+    ids.add(upstream.id);
+  }
+  return upstreams;
+}
+
+function splitUrls(list: string, name: string): string[] {
+  const urls = list.split(',').map((url) => url.trim()).filter((url) => url !== '');
+  for (const url of urls) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new ConfigError(`${name}: "${url}" is not a URL (expected e.g. http://127.0.0.1:8000/v1)`);
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new ConfigError(`${name}: "${url}" must use http or https`);
+  }
+  if (urls.length === 0) throw new ConfigError(`${name} lists no URL`);
+  return urls;
+}
 
 /** Shard SPEC → shards → replica URLs. */
 export function parseShardSpec(spec: string): string[][] {

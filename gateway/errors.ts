@@ -17,15 +17,23 @@ export const ERRORS = {
   RAGWAY_ERR_NAMESPACE_FORBIDDEN: { statusCode: 403, type: 'permission_error' },
   RAGWAY_ERR_NOT_FOUND: { statusCode: 404, type: 'not_found_error' },
   RAGWAY_ERR_NAMESPACE_NOT_FOUND: { statusCode: 404, type: 'not_found_error' },
+  RAGWAY_ERR_MODEL_NOT_FOUND: { statusCode: 404, type: 'invalid_request_error' },
+  /** The upstream LLM refused our request as invalid (e.g. context too long); its message is passed on. */
+  RAGWAY_ERR_UPSTREAM_REJECTED: { statusCode: 400, type: 'invalid_request_error' },
+  RAGWAY_ERR_UPSTREAM_RATE_LIMITED: { statusCode: 429, type: 'rate_limit_error' },
   RAGWAY_ERR_UNSUPPORTED_MEDIA_TYPE: { statusCode: 415, type: 'invalid_request_error' },
   RAGWAY_ERR_BODY_TOO_LARGE: { statusCode: 413, type: 'invalid_request_error' },
   RAGWAY_ERR_OVERLOADED: { statusCode: 429, type: 'rate_limit_error' },
   RAGWAY_ERR_CLIENT_CLOSED: { statusCode: 499, type: 'client_closed_request' },
   RAGWAY_ERR_INTERNAL: { statusCode: 500, type: 'server_error' },
   RAGWAY_ERR_SHARD_ERROR: { statusCode: 502, type: 'server_error' },
+  /** Every configured upstream failed to connect, answered 5xx, or broke its stream. */
+  RAGWAY_ERR_UPSTREAM_UNAVAILABLE: { statusCode: 502, type: 'server_error' },
   RAGWAY_ERR_NOT_READY: { statusCode: 503, type: 'server_error' },
   RAGWAY_ERR_SHARD_UNAVAILABLE: { statusCode: 503, type: 'server_error' },
   RAGWAY_ERR_DEADLINE_EXCEEDED: { statusCode: 504, type: 'timeout_error' },
+  /** An upstream did not connect, send its first token, or send its next chunk in time. */
+  RAGWAY_ERR_UPSTREAM_TIMEOUT: { statusCode: 504, type: 'timeout_error' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

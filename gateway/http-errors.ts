@@ -24,7 +24,8 @@ export function paramFromInstancePath(instancePath: string, missingProperty?: st
 }
 
 function validationError(error: FastifyError): RagwayError {
-  const issue = (error.validation?.[0] ?? {}) as ValidationIssue;
+  // The last issue is the outermost: for anyOf it is the summary, not one branch's complaint.
+  const issue = (error.validation?.at(-1) ?? {}) as ValidationIssue;
   const missing = typeof issue.params?.['missingProperty'] === 'string' ? issue.params['missingProperty'] : undefined;
   const extra =
     typeof issue.params?.['additionalProperty'] === 'string' ? issue.params['additionalProperty'] : undefined;

@@ -3,58 +3,14 @@
 // SIGTERM, and restarts on the same data without re-ingesting. `ragway ingest` then feeds
 // a folder and a .jsonl file through HTTP.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { packageRoot } from '../../../gateway/config.js';
 import { tempDir } from '../../helpers/cluster.js';
-
-const CLI = fileURLToPath(new URL('../../../cli/ragway.js', import.meta.url));
-const READY = /ragway ready on (http:\/\/\S+)/;
-
-interface Started {
-  child: ChildProcess;
-  url: string;
-  stderr: () => string;
-}
-
-async function startRagway(dataDir: string): Promise<Started> {
-  const child = spawn(process.execPath, [CLI, 'start', '--port', '0', '--shards', '2', '--data', dataDir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stderr?.on('data', (data: Buffer) => {
-    stderr += data.toString();
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`ragway start did not become ready:\n${stderr}`)), 180_000);
-    child.stdout?.on('data', (data: Buffer) => {
-      stdout += data.toString();
-      const match = READY.exec(stdout);
-      if (match?.[1] !== undefined) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`ragway start exited with ${code}:\n${stderr}`));
-    });
-  });
-  return { child, url, stderr: () => stderr };
-}
-
-async function stop(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null) return child.exitCode;
-  return new Promise((resolve) => {
-    child.once('exit', (code) => resolve(code));
-    child.kill('SIGTERM');
-  });
-}
+import { CLI, startRagway, stop, type Started } from '../../helpers/ragway-process.js';
 
 async function postJson(url: string, body: unknown): Promise<{ status: number; json: any }> {
   const response = await request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
