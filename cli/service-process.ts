@@ -30,6 +30,7 @@ export class ServiceProcess {
   readonly #options: ServiceProcessOptions;
   #child: ChildProcess | undefined;
   #port: number;
+  #args: string[];
   #url: string | undefined;
   #stopping = false;
   #restarts = 0;
@@ -38,11 +39,17 @@ export class ServiceProcess {
   constructor(options: ServiceProcessOptions) {
     this.#options = options;
     this.#port = options.port ?? 0;
+    this.#args = options.args;
   }
 
   get url(): string {
     if (this.#url === undefined) throw new Error(`${this.#options.label} has not started`);
     return this.#url;
+  }
+
+  /** Replaces the arguments for the next start (e.g. a URL learned after construction). */
+  setArgs(args: string[]): void {
+    this.#args = args;
   }
 
   get pid(): number | undefined {
@@ -60,7 +67,7 @@ export class ServiceProcess {
     const cli = fileURLToPath(new URL('./ragway.js', import.meta.url));
     const child = spawn(
       process.execPath,
-      [cli, this.#options.command ?? 'shard', '--host', this.#options.host, '--port', String(this.#port), ...this.#options.args],
+      [cli, this.#options.command ?? 'shard', '--host', this.#options.host, '--port', String(this.#port), ...this.#args],
       { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...this.#options.env } },
     );
     this.#child = child;

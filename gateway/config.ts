@@ -120,6 +120,13 @@ export const SETTINGS = {
     1,
     3_600_000,
   ),
+  llmConnections: integer(
+    'RAGWAY_LLM_CONNECTIONS',
+    1_024,
+    'Most connections to one upstream; each streaming answer holds one for its whole length.',
+    1,
+    65_536,
+  ),
   llmIdleTimeoutMs: integer('RAGWAY_LLM_IDLE_TIMEOUT_MS', 30_000, 'Longest gap between two chunks of an upstream stream.', 1, 3_600_000),
   defaultModel: string('RAGWAY_DEFAULT_MODEL', '', 'Model for `/v1/query` when the request names none; empty means the first LLM upstream, else `ragway-extractive`.'),
   answerK: integer('RAGWAY_ANSWER_K', 5, 'Sources retrieved for an answer when the request gives no `k`.', 1, 100),

@@ -32,6 +32,7 @@ export default fp(
             connectTimeoutMs: config.llmConnectTimeoutMs,
             firstTokenTimeoutMs: config.llmFirstTokenTimeoutMs,
             idleTimeoutMs: config.llmIdleTimeoutMs,
+            connections: config.llmConnections,
           }),
       );
       app.addHook('onClose', async () => {

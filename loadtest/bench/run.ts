@@ -8,6 +8,7 @@ import { OnnxEmbeddingBackend } from '../../embedder/backends/onnx.js';
 import { ensureGloveSifModel } from '../../embedder/model/build-model.js';
 import { defaultModelDir, packageRoot } from '../../gateway/config.js';
 import { benchRetrievalCore, renderRetrievalCore } from './retrieval-core.js';
+import { benchStreamingTax, renderStreamingTax } from './streaming-tax.js';
 
 function machine(): Record<string, string | number> {
   return {
@@ -33,6 +34,7 @@ async function main(): Promise<void> {
   const started = performance.now();
   try {
     const retrievalCore = await benchRetrievalCore({ quick, backend, workDir, log });
+    const streamingTax = await benchStreamingTax({ quick, workDir, dim: backend.dimensions, log });
     const info = machine();
     const seconds = (performance.now() - started) / 1000;
     const report = [
@@ -43,10 +45,11 @@ async function main(): Promise<void> {
       'Every comparison ran side by side in this one run on this machine; the load generator shares the CPU with what it measures.',
       '',
       renderRetrievalCore(retrievalCore),
+      renderStreamingTax(streamingTax),
     ].join('\n');
     await mkdir(outDir, { recursive: true });
     await writeFile(join(outDir, 'report.md'), report);
-    await writeFile(join(outDir, 'report.json'), `${JSON.stringify({ machine: info, quick, seconds, retrievalCore }, null, 2)}\n`);
+    await writeFile(join(outDir, 'report.json'), `${JSON.stringify({ machine: info, quick, seconds, retrievalCore, streamingTax }, null, 2)}\n`);
     process.stdout.write(`${report}\nwritten to ${outDir}\n`);
   } finally {
     await backend.close();

@@ -1,0 +1,184 @@
+// The streaming tax: time to first token and tokens/s of 100 concurrent chat streams read
+// directly from an OpenAI-compatible upstream vs through ragway (retrieval off, so only the
+// proxying is measured). Upstream and gateway each run in their own process.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Pool } from 'undici';
+import { ServiceProcess } from '../../cli/service-process.js';
+import { percentile } from './load-generator.js';
+
+export interface StreamStats {
+  streams: number;
+  errors: number;
+  ttftP50Ms: number;
+  ttftP99Ms: number;
+  tokensPerSecondMean: number;
+}
+
+export interface StreamingTaxReport {
+  concurrency: number;
+  tokensPerStream: number;
+  tokenIntervalMs: number;
+  direct: StreamStats;
+  ragway: StreamStats;
+  addedTtftP50Ms: number;
+  tokensPerSecondRatio: number;
+}
+
+const MODEL = 'bench-llm';
+
+async function startUpstream(script: Record<string, unknown>): Promise<{ child: ChildProcess; url: string }> {
+  const entry = fileURLToPath(new URL('./scripted-upstream-process.js', import.meta.url));
+  const child = spawn(process.execPath, [entry, JSON.stringify(script)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  for await (const line of lines) {
+    const match = /listening on (http:\/\/\S+)/.exec(line);
+    if (match?.[1] !== undefined) return { child, url: match[1] };
+  }
+  throw new Error('the scripted upstream exited before listening');
+}
+
+/** One streamed chat completion; returns time to first content delta and the delta arrival span. */
+async function oneStream(pool: Pool, path: string, body: string): Promise<{ ttftMs: number; tokens: number; spanMs: number }> {
+  const started = performance.now();
+  const response = await pool.request({ method: 'POST', path, headers: { 'content-type': 'application/json' }, body });
+  if (response.statusCode !== 200) throw new Error(`${path} → ${response.statusCode}: ${await response.body.text()}`);
+  let buffer = '';
+  let first: number | undefined;
+  let last = started;
+  let tokens = 0;
+  let done = false;
+  for await (const chunk of response.body) {
+    buffer += (chunk as Buffer).toString('utf8');
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) !== -1) {
+      const frame = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      if (!frame.startsWith('data: ')) continue;
+      const data = frame.slice(6);
+      if (data === '[DONE]') {
+        done = true;
+        continue;
+      }
+      const parsed = JSON.parse(data) as { choices?: { delta?: { content?: string } }[]; error?: unknown };
+      if (parsed.error !== undefined) throw new Error(`stream error: ${data}`);
+      if (parsed.choices?.[0]?.delta?.content) {
+        const now = performance.now();
+        first ??= now;
+        last = now;
+        tokens += 1;
+      }
+    }
+  }
+  if (!done || first === undefined) throw new Error('stream ended without [DONE] or without content');
+  return { ttftMs: first - started, tokens, spanMs: last - first };
+}
+
+async function measure(base: string, path: string, body: string, concurrency: number, rounds: number): Promise<StreamStats> {
+  const pool = new Pool(base, { connections: concurrency });
+  const ttfts: number[] = [];
+  const rates: number[] = [];
+  let errors = 0;
+  try {
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        for (let round = 0; round < rounds; round += 1) {
+          try {
+            const result = await oneStream(pool, path, body);
+            ttfts.push(result.ttftMs);
+            if (result.spanMs > 0) rates.push(((result.tokens - 1) * 1000) / result.spanMs);
+          } catch {
+            errors += 1;
+          }
+        }
+      }),
+    );
+  } finally {
+    await pool.close();
+  }
+  ttfts.sort((a, b) => a - b);
+  return {
+    streams: ttfts.length,
+    errors,
+    ttftP50Ms: percentile(ttfts, 0.5),
+    ttftP99Ms: percentile(ttfts, 0.99),
+    tokensPerSecondMean: rates.reduce((sum, rate) => sum + rate, 0) / Math.max(1, rates.length),
+  };
+}
+
+export async function benchStreamingTax(options: { quick: boolean; workDir: string; dim: number; log: (line: string) => void }): Promise<StreamingTaxReport> {
+  const concurrency = 100;
+  const tokensPerStream = options.quick ? 32 : 64;
+  const tokenIntervalMs = 10;
+  const rounds = options.quick ? 2 : 4;
+  const upstream = await startUpstream({
+    tokens: Array.from({ length: tokensPerStream }, (_, i) => ` tok${i}`),
+    delayMs: tokenIntervalMs,
+    firstTokenDelayMs: 20,
+  });
+  const shard = new ServiceProcess({
+    label: 'tax-shard',
+    host: '127.0.0.1',
+    args: ['--data', join(options.workDir, 'tax-shard'), '--dim', String(options.dim)],
+    restart: false,
+  });
+  const gateway = new ServiceProcess({
+    label: 'tax-gateway',
+    command: 'gateway',
+    host: '127.0.0.1',
+    args: [],
+    env: { RAGWAY_LOG_LEVEL: 'warn', RAGWAY_LLM_URL: upstream.url, RAGWAY_LLM_MODEL: MODEL },
+    restart: false,
+  });
+  try {
+    const shardUrl = await shard.start();
+    gateway.setArgs(['--shards', shardUrl]);
+    const gatewayUrl = await gateway.start();
+    const messages = [{ role: 'user', content: 'stream please' }];
+    const directBody = JSON.stringify({ model: MODEL, messages, stream: true });
+    const ragwayBody = JSON.stringify({ model: MODEL, messages, stream: true, rag: { enabled: false } });
+    options.log(`streaming tax: ${concurrency} concurrent streams × ${rounds} rounds, ${tokensPerStream} tokens every ${tokenIntervalMs} ms`);
+    // Warm both paths (connections, JIT) before measuring.
+    await measure(upstream.url, '/v1/chat/completions', directBody, 10, 1);
+    await measure(gatewayUrl, '/v1/chat/completions', ragwayBody, 10, 1);
+    const direct = await measure(upstream.url, '/v1/chat/completions', directBody, concurrency, rounds);
+    const ragway = await measure(gatewayUrl, '/v1/chat/completions', ragwayBody, concurrency, rounds);
+    return {
+      concurrency,
+      tokensPerStream,
+      tokenIntervalMs,
+      direct,
+      ragway,
+      addedTtftP50Ms: ragway.ttftP50Ms - direct.ttftP50Ms,
+      tokensPerSecondRatio: ragway.tokensPerSecondMean / direct.tokensPerSecondMean,
+    };
+  } finally {
+    await gateway.stop();
+    await shard.stop();
+    upstream.child.kill('SIGTERM');
+    await once(upstream.child, 'exit');
+  }
+}
+
+export function renderStreamingTax(report: StreamingTaxReport): string {
+  const row = (name: string, s: StreamStats): string =>
+    `| ${name} | ${s.streams} | ${s.errors} | ${s.ttftP50Ms.toFixed(2)} | ${s.ttftP99Ms.toFixed(2)} | ${s.tokensPerSecondMean.toFixed(1)} |`;
+  return [
+    '## Streaming tax',
+    '',
+    `${report.concurrency} concurrent chat streams, ${report.tokensPerStream} tokens each from a scripted upstream ` +
+      `(first token after 20 ms, then one every ${report.tokenIntervalMs} ms); ragway with retrieval off.`,
+    '',
+    '| Path | streams | errors | TTFT p50 ms | TTFT p99 ms | tokens/s per stream |',
+    '|---|---:|---:|---:|---:|---:|',
+    row('direct to upstream', report.direct),
+    row('through ragway', report.ragway),
+    '',
+    `Added p50 TTFT: **${report.addedTtftP50Ms.toFixed(2)} ms** (target ≤ 5 ms); ` +
+      `tokens/s through ragway: **${(report.tokensPerSecondRatio * 100).toFixed(1)}%** of direct (target ≥ 90%).`,
+    '',
+  ].join('\n');
+}
