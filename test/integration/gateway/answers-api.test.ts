@@ -190,6 +190,19 @@ describe('answer APIs', () => {
       assert.ok(firstContent.at < finishedAt - 150, `first delta ${(finishedAt - firstContent.at).toFixed(0)} ms before the upstream finished`);
     });
 
+    it('slows reading from the upstream when the client reads slowly, instead of buffering it all', async () => {
+      const big = 'x'.repeat(32 * 1024);
+      upstream.setScript({ tokens: Array.from({ length: 1_000 }, () => big) });
+      const response = await post('/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'a lot' }], stream: true });
+      const iterator = response.body[Symbol.asyncIterator]();
+      await iterator.next();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const sent = upstream.requests.at(-1)?.tokenSentAt.length ?? 0;
+      assert.ok(sent < 600, `the upstream had sent ${sent} of 1000 32 KiB tokens while the client was not reading`);
+      response.body.destroy();
+      await upstream.waitForAbort(2_000);
+    });
+
     it('answers with ragway-extractive when asked, through the same chunk format', async () => {
       const response = await post('/v1/chat/completions', {
         model: 'ragway-extractive',
