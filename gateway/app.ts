@@ -13,6 +13,11 @@ import type { GatewayMetrics } from './metrics.js';
 import type { SearchPipeline } from './pipeline.js';
 import type { AnswerService } from './answer.js';
 import type { Generator } from './providers/provider.js';
+import type { GeneratorRegistry } from './providers/registry.js';
+import type { SearchCoalescer } from '../retriever/search-coalescer.js';
+import type { Caches } from './caches.js';
+import cachePlugin from './plugins/cache.js';
+import pipelinesPlugin from './plugins/pipelines.js';
 import embedderPlugin from './plugins/embedder.js';
 import metricsPlugin from './plugins/metrics.js';
 import generatorPlugin from './plugins/generator.js';
@@ -34,6 +39,9 @@ declare module 'fastify' {
     pipeline: SearchPipeline;
     documents: DocumentService;
     answers: AnswerService;
+    shardSearch: SearchCoalescer;
+    caches: Caches;
+    generators: GeneratorRegistry;
   }
 }
 
@@ -66,7 +74,9 @@ export async function buildApp(config: Config, dependencies: AppDependencies = {
   await app.register(metricsPlugin, { defaultMetrics: dependencies.defaultMetrics ?? true });
   await app.register(embedderPlugin, dependencies.embeddingBackend ? { backend: dependencies.embeddingBackend } : {});
   await app.register(retrieverPlugin, dependencies.shardClients ? { clients: dependencies.shardClients } : {});
+  await app.register(cachePlugin);
   await app.register(generatorPlugin, dependencies.generators ? { generators: dependencies.generators } : {});
+  await app.register(pipelinesPlugin);
 
   await app.register(healthRoutes);
   await app.register(searchRoutes);

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 
-type Kind = 'string' | 'integer' | 'boolean' | 'enum';
+type Kind = 'string' | 'integer' | 'number' | 'boolean' | 'enum';
 
 interface SettingSpec<T> {
   readonly env: string;
@@ -21,6 +21,9 @@ interface SettingSpec<T> {
 
 function integer(env: string, defaultValue: number, doc: string, min = 0, max = Number.MAX_SAFE_INTEGER): SettingSpec<number> {
   return { env, kind: 'integer', defaultValue, doc, min, max };
+}
+function number(env: string, defaultValue: number, doc: string, min: number, max: number): SettingSpec<number> {
+  return { env, kind: 'number', defaultValue, doc, min, max };
 }
 function string(env: string, defaultValue: string, doc: string): SettingSpec<string> {
   return { env, kind: 'string', defaultValue, doc };
@@ -143,6 +146,46 @@ export const SETTINGS = {
     'File with the system prompt template (`{sources}` is replaced by the numbered sources); empty uses the built-in one.',
   ),
   ssePingMs: integer('RAGWAY_SSE_PING_MS', 10_000, 'Idle time after which an event stream gets a `: ping` comment; 0 disables.', 0, 600_000),
+  cacheEmbeddingsBytes: integer('RAGWAY_CACHE_EMBEDDINGS_BYTES', 32 * 1024 * 1024, 'Memory for cached query embeddings; 0 turns the layer off.', 0, 1 << 40),
+  cacheEmbeddingsTtlMs: integer('RAGWAY_CACHE_EMBEDDINGS_TTL_MS', 3_600_000, 'How long a query embedding stays cached.', 1, 31_536_000_000),
+  cacheRetrievalBytes: integer('RAGWAY_CACHE_RETRIEVAL_BYTES', 64 * 1024 * 1024, 'Memory for cached search results; 0 turns the layer off.', 0, 1 << 40),
+  cacheRetrievalTtlMs: integer(
+    'RAGWAY_CACHE_RETRIEVAL_TTL_MS',
+    600_000,
+    'Longest a search result stays cached (it is dropped sooner when a shard it came from is written).',
+    1,
+    31_536_000_000,
+  ),
+  cacheAnswersBytes: integer('RAGWAY_CACHE_ANSWERS_BYTES', 64 * 1024 * 1024, 'Memory for cached answers; 0 turns the layer off.', 0, 1 << 40),
+  cacheAnswersTtlMs: integer(
+    'RAGWAY_CACHE_ANSWERS_TTL_MS',
+    600_000,
+    'Longest an answer stays cached (it is dropped sooner when a shard its sources came from is written).',
+    1,
+    31_536_000_000,
+  ),
+  cacheAnswers: oneOf(
+    'RAGWAY_CACHE_ANSWERS',
+    ['deterministic', 'always', 'off'],
+    'deterministic',
+    'Which answers are cached and shared: `deterministic` (ragway-extractive, or temperature 0), `always`, or `off`.',
+  ),
+  cacheEpochPollMs: integer(
+    'RAGWAY_CACHE_EPOCH_POLL_MS',
+    500,
+    'How often the gateway asks shards for their write epochs, bounding staleness after writes made through another gateway.',
+    10,
+    3_600_000,
+  ),
+  semanticCache: boolean('RAGWAY_SEMANTIC_CACHE', false, 'Serve an answer cached for a near-identical earlier question (similarity threshold plus a meaning guard).'),
+  semanticCacheThreshold: number(
+    'RAGWAY_SEMANTIC_CACHE_THRESHOLD',
+    0.92,
+    'Cosine similarity an earlier question needs to share its answer (0.92: no false hits on the labelled set for glove-sif-100d; re-measure for another model).',
+    0,
+    1,
+  ),
+  semanticCacheEntries: integer('RAGWAY_SEMANTIC_CACHE_ENTRIES', 10_000, 'Earlier questions remembered by the semantic cache.', 1, 10_000_000),
   logLevel: oneOf('RAGWAY_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info', 'Log level (JSON logs on stdout).'),
 } as const;
 
@@ -158,6 +201,14 @@ function parseValue(spec: SettingSpec<unknown>, raw: string): unknown {
     case 'integer': {
       if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${spec.env} must be an integer, got "${raw}"`);
       const value = Number(raw);
+      if (value < (spec.min ?? -Infinity) || value > (spec.max ?? Infinity)) {
+        throw new ConfigError(`${spec.env} must be between ${spec.min} and ${spec.max}, got ${value}`);
+      }
+      return value;
+    }
+    case 'number': {
+      const value = Number(raw.trim());
+      if (raw.trim() === '' || !Number.isFinite(value)) throw new ConfigError(`${spec.env} must be a number, got "${raw}"`);
       if (value < (spec.min ?? -Infinity) || value > (spec.max ?? Infinity)) {
         throw new ConfigError(`${spec.env} must be between ${spec.min} and ${spec.max}, got ${value}`);
       }

@@ -33,6 +33,8 @@ export interface StoredDocument {
 export interface ChunkingOptions {
   sizeTokens: number;
   overlapTokens: number;
+  /** Told the new epochs of the shards each write changed (so caches drop what it staled). */
+  onWrite?: (epochs: readonly (number | undefined)[]) => void;
 }
 
 /** A stable id for a document sent without one: the same text always gets the same id. */
@@ -94,7 +96,8 @@ export class DocumentService {
         next += 1;
       });
     }
-    await this.#scatter.upsertChunks(chunks, { replaceDocuments: true }, signal);
+    const written = await this.#scatter.upsertChunks(chunks, { replaceDocuments: true }, signal);
+    this.#chunking.onWrite?.(written.epochs);
     const finished = performance.now();
 
     return {
@@ -123,6 +126,7 @@ export class DocumentService {
   /** Resolves the number of chunks removed (0 when the document did not exist). */
   async delete(namespace: string, id: string, signal?: AbortSignal): Promise<number> {
     const result = await this.#scatter.deleteDocuments(namespace, [id], signal);
+    this.#chunking.onWrite?.(result.epochs);
     return result.chunksDeleted;
   }
 }

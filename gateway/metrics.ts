@@ -2,6 +2,7 @@
 // default registry), so tests can build many apps in one process.
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BatcherObserver } from '../embedder/batcher.js';
+import type { CacheLayerObserver } from './cache/lru-layer.js';
 
 export class GatewayMetrics {
   readonly registry = new Registry();
@@ -13,6 +14,10 @@ export class GatewayMetrics {
   readonly embedRejected: Counter;
   readonly shardLatency: Histogram<'shard' | 'outcome'>;
   readonly searchBatchQueries: Histogram;
+  readonly cacheLookups: Counter<'layer' | 'result'>;
+  readonly semanticSimilarity: Histogram;
+  readonly semanticLookups: Counter<'outcome'>;
+  readonly cacheEvictions: Counter<'layer' | 'reason'>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'ragway_' });
@@ -59,12 +64,49 @@ export class GatewayMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
       registers,
     });
+    this.cacheLookups = new Counter({
+      name: 'ragway_cache_lookups_total',
+      help: 'Cache lookups by layer (embeddings, retrieval, answers) and result (hit, miss)',
+      labelNames: ['layer', 'result'],
+      registers,
+    });
+    this.cacheEvictions = new Counter({
+      name: 'ragway_cache_evictions_total',
+      help: 'Cache entries removed, by layer and reason (evict = over the byte budget, expire = TTL, stale = a shard was written)',
+      labelNames: ['layer', 'reason'],
+      registers,
+    });
+    this.semanticSimilarity = new Histogram({
+      name: 'ragway_semantic_cache_nearest_similarity',
+      help: 'Cosine similarity of the nearest earlier question at each semantic cache lookup',
+      buckets: [0.5, 0.6, 0.7, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.96, 0.98, 0.99, 1],
+      registers,
+    });
+    this.semanticLookups = new Counter({
+      name: 'ragway_semantic_cache_lookups_total',
+      help: 'Semantic cache lookups by outcome (hit; empty, below-threshold, guard, stale: misses)',
+      labelNames: ['outcome'],
+      registers,
+    });
     this.searchBatchQueries = new Histogram({
       name: 'ragway_search_batch_queries',
       help: 'Concurrent searches coalesced into one request per shard',
       buckets: [1, 2, 4, 8, 16, 32, 64],
       registers,
     });
+  }
+
+  observeSemanticLookup(similarity: number | undefined, outcome: string): void {
+    if (similarity !== undefined) this.semanticSimilarity.observe(similarity);
+    this.semanticLookups.inc({ outcome });
+  }
+
+  cacheObserver(): CacheLayerObserver {
+    return {
+      onHit: (layer) => this.cacheLookups.inc({ layer, result: 'hit' }),
+      onMiss: (layer) => this.cacheLookups.inc({ layer, result: 'miss' }),
+      onEvict: (layer, reason) => this.cacheEvictions.inc({ layer, reason }),
+    };
   }
 
   batcherObserver(): BatcherObserver {

@@ -1,15 +1,23 @@
-// The query path with no HTTP in it: (cache, later) → embed → scatter → merge. Routes, the
-// CLI and benchmarks all call this, so what is measured is what is served.
-import { DEFAULT_NAMESPACE } from '../shards/protocol.js';
+// The query path with no HTTP in it: retrieval cache → (single-flight) embed → scatter →
+// merge. Routes, the answer service and benchmarks all call this, so what is measured is
+// what is served.
+//
+// Freshness: a cached result remembers the write epoch of every shard it came from and is
+// served only while the gateway's view of those epochs is unchanged. Writes through this
+// gateway update that view at once; writes made elsewhere are seen at the next epoch poll.
 import { compileFilter } from '../shards/filter.js';
+import { DEFAULT_NAMESPACE } from '../shards/protocol.js';
 import type { EmbeddingBatcher } from '../embedder/batcher.js';
 import type { Scatter } from '../retriever/scatter.js';
+import { SingleFlight } from './cache/single-flight.js';
+import { cacheKey, normalizeQuery, vectorKey } from './cache/keys.js';
+import type { CacheControl, CacheStatus, CachedRetrieval, Caches } from './caches.js';
+import { createError, throwIfAborted } from './errors.js';
+import type { Coverage, SearchHit, SearchTimings } from './schemas.js';
+import { roundMs } from './timing.js';
 
 /** Scatter or SearchCoalescer: anything that searches all shards for one vector. */
 export type VectorSearch = Pick<Scatter, 'search'>;
-import { createError, throwIfAborted } from './errors.js';
-import { roundMs } from './timing.js';
-import type { Coverage, SearchHit, SearchTimings } from './schemas.js';
 
 export interface SearchInput {
   query?: string | undefined;
@@ -19,6 +27,7 @@ export interface SearchInput {
   filter?: Record<string, unknown> | undefined;
   includeText: boolean;
   includeMetadata: boolean;
+  cache?: CacheControl | undefined;
 }
 
 export interface SearchOutput {
@@ -26,15 +35,46 @@ export interface SearchOutput {
   results: SearchHit[];
   coverage: Coverage;
   timings: SearchTimings;
+  cache: CacheStatus;
+  /** The shard epochs the results were computed under (cache validity for answers built on them). */
+  epochs: readonly number[];
+}
+
+interface Computed extends CachedRetrieval {
+  epochs: number[];
+  embedMs: number;
+  searchMs: number;
 }
 
 export class SearchPipeline {
   readonly #batcher: EmbeddingBatcher;
   readonly #shards: VectorSearch;
+  readonly #caches: Caches | undefined;
+  readonly #flights = new SingleFlight<Computed>();
+  readonly #embeddingFlights = new SingleFlight<Float32Array>();
 
-  constructor(batcher: EmbeddingBatcher, shards: VectorSearch) {
+  constructor(batcher: EmbeddingBatcher, shards: VectorSearch, caches?: Caches) {
     this.#batcher = batcher;
     this.#shards = shards;
+    this.#caches = caches;
+  }
+
+  get modelId(): string {
+    return this.#batcher.backend.modelId;
+  }
+
+  /** The retrieval cache key: normalized query text (or the vector's hash) and every parameter that changes results. */
+  retrievalKey(input: SearchInput): string {
+    return cacheKey({
+      query: input.vector === undefined ? normalizeQuery(input.query ?? '') : undefined,
+      vector: input.vector === undefined ? undefined : vectorKey(Float32Array.from(input.vector)),
+      model: this.modelId,
+      k: input.k,
+      namespace: input.namespace ?? DEFAULT_NAMESPACE,
+      filter: input.filter,
+      text: input.includeText,
+      metadata: input.includeMetadata,
+    });
   }
 
   async search(input: SearchInput, signal?: AbortSignal): Promise<SearchOutput> {
@@ -42,9 +82,58 @@ export class SearchPipeline {
     // Compiling here (not only on the shards) turns a bad filter into a 400 before any
     // embedding or network work is spent on it.
     if (input.filter !== undefined) compileFilter(input.filter);
-    const namespace = input.namespace ?? DEFAULT_NAMESPACE;
+    const mode = input.cache?.mode ?? 'default';
+    const layer = this.#caches?.retrieval;
+    const epochs = this.#caches?.epochs;
 
-    const vector = input.vector !== undefined ? Float32Array.from(input.vector) : await this.#embedQuery(input.query, signal);
+    if (layer === undefined || epochs === undefined || mode === 'bypass') {
+      const computed = await this.#compute(input, signal);
+      this.#caches?.epochs.observe(computed.epochs);
+      return this.#output(computed, layer === undefined ? 'miss' : 'bypass', started);
+    }
+
+    const key = this.retrievalKey(input);
+    if (mode === 'default') {
+      const hit = layer.get(key, epochs.current());
+      if (hit !== undefined) return this.#output({ ...hit, epochs: [...epochs.current()], embedMs: 0, searchMs: 0 }, 'hit', started);
+    }
+    const { value, shared } = await this.#flights.run(key, (flightSignal) => this.#compute(input, flightSignal), signal);
+    if (!shared) {
+      epochs.observe(value.epochs);
+      // A partial answer is not the corpus's answer: never remember it.
+      if (!value.coverage.partial) {
+        layer.set(key, { results: value.results, coverage: value.coverage }, { epochs: value.epochs, ttlMs: input.cache?.ttlMs });
+      }
+    }
+    return this.#output(value, shared ? 'coalesced' : 'miss', started);
+  }
+
+  /** The query's embedding through the embedding cache and single-flight. */
+  async embedQuery(query: string, signal?: AbortSignal, mode: CacheControl['mode'] = 'default'): Promise<Float32Array> {
+    const layer = this.#caches?.embeddings;
+    const embed = async (embedSignal?: AbortSignal): Promise<Float32Array> => {
+      const { vectors } = await this.#batcher.embed([query], { signal: embedSignal, param: 'query' });
+      return vectors[0] as Float32Array;
+    };
+    if (layer === undefined || mode === 'bypass') return embed(signal);
+    // Exact text: the tokenizer, not this cache, decides what counts as the same input.
+    const key = `${this.modelId}\u0000${query}`;
+    if (mode === 'default') {
+      const hit = layer.get(key);
+      if (hit !== undefined) return hit;
+    }
+    const { value, shared } = await this.#embeddingFlights.run(key, embed, signal);
+    if (!shared) layer.set(key, value);
+    return value;
+  }
+
+  async #compute(input: SearchInput, signal: AbortSignal | undefined): Promise<Computed> {
+    const started = performance.now();
+    const namespace = input.namespace ?? DEFAULT_NAMESPACE;
+    const vector =
+      input.vector !== undefined
+        ? Float32Array.from(input.vector)
+        : await this.embedQuery(input.query ?? '', signal, input.cache?.mode);
     const embedded = performance.now();
     throwIfAborted(signal);
     // ef is left to each shard (its --ef, raised to k there).
@@ -66,27 +155,28 @@ export class SearchPipeline {
     }
     // A query made only of words the model does not know embeds to zeros: it is similar to
     // nothing (every score would be 0), so it matches nothing rather than returning noise.
-    const hits = vector.every((value) => value === 0) ? [] : result.hits;
-    return this.#output(hits, result.coverage, started, embedded);
-  }
-
-  #output(results: SearchHit[], coverage: Coverage, started: number, embedded: number): SearchOutput {
-    const finished = performance.now();
+    const results = vector.every((value) => value === 0) ? [] : result.hits;
     return {
-      model: this.#batcher.backend.modelId,
       results,
-      coverage,
-      timings: {
-        embed_ms: roundMs(embedded - started),
-        search_ms: roundMs(finished - embedded),
-        total_ms: roundMs(finished - started),
-      },
+      coverage: result.coverage,
+      epochs: result.epochs,
+      embedMs: embedded - started,
+      searchMs: performance.now() - embedded,
     };
   }
 
-  async #embedQuery(query: string | undefined, signal: AbortSignal | undefined): Promise<Float32Array> {
-    if (query === undefined) throw createError('RAGWAY_ERR_INVALID_REQUEST', 'give a query (text) or a vector', { param: 'query' });
-    const { vectors } = await this.#batcher.embed([query], { signal, param: 'query' });
-    return vectors[0] as Float32Array;
+  #output(computed: Computed, cache: CacheStatus, started: number): SearchOutput {
+    return {
+      model: this.modelId,
+      results: computed.results,
+      coverage: computed.coverage,
+      timings: {
+        embed_ms: roundMs(computed.embedMs),
+        search_ms: roundMs(computed.searchMs),
+        total_ms: roundMs(performance.now() - started),
+      },
+      cache,
+      epochs: computed.epochs,
+    };
   }
 }

@@ -217,6 +217,8 @@ export class IndexStore implements ShardStore {
     const queries = request.queries.map((query, i) => this.prepareQuery(query, i));
     const includeText = request.include_text !== false;
     const includeMetadata = request.include_metadata !== false;
+    this.searchRequests += 1;
+    this.searchQueries += queries.length;
     const results = queries.map((query): QueryResult => {
       const namespace = this.namespaces.get(query.namespace);
       if (namespace === undefined) return { hits: [], namespace_found: false };
@@ -257,8 +259,14 @@ export class IndexStore implements ShardStore {
       ef_construction: this.efConstruction,
       ef_search: this.efSearch,
       rss_bytes: process.memoryUsage().rss,
+      search_requests: this.searchRequests,
+      search_queries: this.searchQueries,
     };
   }
+
+  /** Search requests and queries served since this process opened the store (operators, and cache tests, count them). */
+  private searchRequests = 0;
+  private searchQueries = 0;
 
   /** The counter bumped by every write that changed something; part of the gateway's cache keys. */
   get currentEpoch(): number {

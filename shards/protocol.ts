@@ -159,6 +159,10 @@ export const StatsResponse = Type.Object({
   ef_construction: Type.Integer(),
   ef_search: Type.Integer(),
   rss_bytes: Type.Integer(),
+  /** Batch search requests served since the process started. */
+  search_requests: Type.Integer(),
+  /** Query vectors searched since the process started (a batch request counts each). */
+  search_queries: Type.Integer(),
 });
 export type StatsResponse = Static<typeof StatsResponse>;
 

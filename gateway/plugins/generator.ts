@@ -1,11 +1,8 @@
 // Answer generation: the extractive generator (always there, needs no upstream) and one
 // failover group of OpenAI-compatible upstreams per configured LLM model, behind a registry
 // the routes look models up in. Upstream connection pools close with the app.
-import { readFileSync } from 'node:fs';
 import fp from 'fastify-plugin';
-import { AnswerService } from '../answer.js';
 import { loadUpstreams } from '../config.js';
-import { DEFAULT_SYSTEM_TEMPLATE } from '../generation/prompt.js';
 import { ExtractiveGenerator } from '../providers/extractive.js';
 import { FailoverGenerator } from '../providers/failover.js';
 import { UpstreamGenerator } from '../providers/openai-compatible.js';
@@ -45,12 +42,8 @@ export default fp(
       countTokens,
     });
     const registry = new GeneratorRegistry([...upstreams, extractive, ...(options.generators ?? [])], config.defaultModel);
-    const systemTemplate = config.systemTemplateFile === '' ? DEFAULT_SYSTEM_TEMPLATE : readFileSync(config.systemTemplateFile, 'utf8');
-    app.decorate(
-      'answers',
-      new AnswerService(app.pipeline, registry, { systemTemplate, contextBudgetTokens: config.contextBudgetTokens, countTokens }),
-    );
+    app.decorate('generators', registry);
     app.log.info({ models: registry.ids(), default: registry.defaultId }, 'generation models ready');
   },
-  { name: 'ragway-generator', dependencies: ['ragway-retriever'] },
+  { name: 'ragway-generator', dependencies: ['ragway-embedder'] },
 );

@@ -1,5 +1,5 @@
 // The shard set: one keep-alive undici Pool per shard, the scatter-gather on top, and the
-// query and document pipelines that use it. Shards are checked at start: a shard of another
+// coalescer that turns concurrent searches into one batch request per shard. Shards are checked at start: a shard of another
 // protocol version or vector dimension stops the gateway with a message saying so; a shard
 // that is merely not up yet only makes /readyz fail until it is.
 import fp from 'fastify-plugin';
@@ -8,9 +8,7 @@ import { Scatter } from '../../retriever/scatter.js';
 import { SearchCoalescer } from '../../retriever/search-coalescer.js';
 import type { ShardClient } from '../../retriever/shard-client.js';
 import { ConfigError, parseShardSpec } from '../config.js';
-import { DocumentService } from '../documents.js';
 import { isRagwayError } from '../errors.js';
-import { SearchPipeline } from '../pipeline.js';
 
 export interface RetrieverPluginOptions {
   /** Shard clients the caller built (tests use in-process ones); closed with the app. */
@@ -55,15 +53,7 @@ export default fp(
     }
 
     app.decorate('scatter', scatter);
-    const coalescer = new SearchCoalescer(scatter, { onBatch: (queries) => app.metrics.searchBatchQueries.observe(queries) });
-    app.decorate('pipeline', new SearchPipeline(app.embedder, coalescer));
-    app.decorate(
-      'documents',
-      new DocumentService(app.embedder, scatter, {
-        sizeTokens: config.chunkSizeTokens,
-        overlapTokens: config.chunkOverlapTokens,
-      }),
-    );
+    app.decorate('shardSearch', new SearchCoalescer(scatter, { onBatch: (queries) => app.metrics.searchBatchQueries.observe(queries) }));
   },
   { name: 'ragway-retriever', dependencies: ['ragway-embedder'] },
 );

@@ -11,6 +11,7 @@ import type { AnswerSummary, PreparedAnswer } from '../../answer.js';
 import { createError } from '../../errors.js';
 import { toRagwayError } from '../../http-errors.js';
 import type { ChatMessage } from '../../providers/provider.js';
+import { CACHE_STATUS_HEADER, CacheControlBody, CacheControlHeaders, cacheControl, setCacheStatus } from '../../cache-control.js';
 import { requestSignal } from '../../request-signal.js';
 import { SseStream } from '../../sse.js';
 import { citationsOf } from './query.js';
@@ -54,11 +55,30 @@ export function chatBodySchema(options: { maxK: number }) {
         { additionalProperties: false },
       ),
     ),
+    cache: Type.Optional(CacheControlBody),
     // Other OpenAI parameters (presence_penalty, seed, logit_bias, …) are accepted and not
     // forwarded: clients such as LangChain send them by default.
   });
 }
 export type ChatBody = Static<ReturnType<typeof chatBodySchema>>;
+
+const ChatCompletionResponse = Type.Object({
+  id: Type.String(),
+  object: Type.Literal('chat.completion'),
+  created: Type.Integer(),
+  model: Type.String(),
+  choices: Type.Array(
+    Type.Object({
+      index: Type.Integer(),
+      message: Type.Object({ role: Type.Literal('assistant'), content: Type.String(), refusal: Type.Null() }),
+      logprobs: Type.Null(),
+      finish_reason: Type.String(),
+    }),
+  ),
+  usage: Type.Object({ prompt_tokens: Type.Integer(), completion_tokens: Type.Integer(), total_tokens: Type.Integer() }),
+  /** ragway's extension: the sources, coverage and citations behind the answer. */
+  rag: Type.Record(Type.String(), Type.Unknown()),
+});
 
 function text(content: Static<typeof Content>): string {
   return typeof content === 'string' ? content : content.map((part) => part.text).join('\n');
@@ -92,7 +112,10 @@ function ragField(prepared: PreparedAnswer, summary?: AnswerSummary): Record<str
 }
 
 export default async function chatCompletionRoutes(app: FastifyInstance): Promise<void> {
-  app.post<{ Body: ChatBody }>('/v1/chat/completions', { schema: { body: chatBodySchema({ maxK: app.config.searchMaxK }) } }, async (request, reply) => {
+  app.post<{ Body: ChatBody; Headers: CacheControlHeaders }>(
+    '/v1/chat/completions',
+    { schema: { body: chatBodySchema({ maxK: app.config.searchMaxK }), headers: CacheControlHeaders, response: { 200: ChatCompletionResponse } } },
+    async (request, reply) => {
     const body = request.body;
     const signal = requestSignal(request, reply);
     const { question, history } = conversation(body.messages);
@@ -111,6 +134,7 @@ export default async function chatCompletionRoutes(app: FastifyInstance): Promis
         temperature: body.temperature ?? undefined,
         topP: body.top_p ?? undefined,
         stop: body.stop === null || body.stop === undefined ? undefined : typeof body.stop === 'string' ? [body.stop] : body.stop,
+        cache: cacheControl(body.cache, request.headers),
       },
       signal,
     );
@@ -120,9 +144,10 @@ export default async function chatCompletionRoutes(app: FastifyInstance): Promis
 
     if (body.stream !== true) {
       const summary = await app.answers.run(prepared, signal, () => undefined);
+      setCacheStatus(reply, summary.cacheStatus);
       return {
         id,
-        object: 'chat.completion',
+        object: 'chat.completion' as const,
         created,
         model,
         choices: [
@@ -137,7 +162,7 @@ export default async function chatCompletionRoutes(app: FastifyInstance): Promis
     const chunk = (choices: unknown[], extra: Record<string, unknown> = {}): string =>
       JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices, ...(includeUsage ? { usage: null } : {}), ...extra });
     const sse = new SseStream(reply, { pingIntervalMs: app.config.ssePingMs });
-    sse.open();
+    sse.open({ [CACHE_STATUS_HEADER]: prepared.cacheStatus });
     await sse.send(
       chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }], { rag: ragField(prepared) }),
     );
@@ -162,5 +187,6 @@ export default async function chatCompletionRoutes(app: FastifyInstance): Promis
       sse.end();
     }
     return reply;
-  });
+    },
+  );
 }

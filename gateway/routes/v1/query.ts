@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { Filter, Namespace } from '../../../shards/protocol.js';
 import type { AnswerSummary, PreparedAnswer } from '../../answer.js';
 import { toRagwayError } from '../../http-errors.js';
+import { CACHE_STATUS_HEADER, CacheControlBody, CacheControlHeaders, cacheControl, setCacheStatus } from '../../cache-control.js';
 import { requestSignal } from '../../request-signal.js';
 import { Coverage } from '../../schemas.js';
 import { SseStream } from '../../sse.js';
@@ -21,6 +22,7 @@ export function queryBodySchema(options: { maxK: number }) {
       stream: Type.Optional(Type.Boolean()),
       max_tokens: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
       temperature: Type.Optional(Type.Number({ minimum: 0, maximum: 2 })),
+      cache: Type.Optional(CacheControlBody),
     },
     { additionalProperties: false },
   );
@@ -65,9 +67,9 @@ function wantsStream(body: QueryBody, accept: string | undefined): boolean {
 }
 
 export default async function queryRoutes(app: FastifyInstance): Promise<void> {
-  app.post<{ Body: QueryBody }>(
+  app.post<{ Body: QueryBody; Headers: CacheControlHeaders }>(
     '/v1/query',
-    { schema: { body: queryBodySchema({ maxK: app.config.searchMaxK }), response: { 200: QueryResponse } } },
+    { schema: { body: queryBodySchema({ maxK: app.config.searchMaxK }), headers: CacheControlHeaders, response: { 200: QueryResponse } } },
     async (request, reply) => {
       const body = request.body;
       const signal = requestSignal(request, reply);
@@ -79,12 +81,14 @@ export default async function queryRoutes(app: FastifyInstance): Promise<void> {
           rag: { enabled: true, k: body.k ?? app.config.answerK, namespace: body.namespace, filter: body.filter },
           maxTokens: body.max_tokens,
           temperature: body.temperature,
+          cache: cacheControl(body.cache, request.headers),
         },
         signal,
       );
 
       if (!wantsStream(body, request.headers.accept)) {
         const summary = await app.answers.run(prepared, signal, () => undefined);
+        setCacheStatus(reply, summary.cacheStatus);
         return {
           object: 'query.result' as const,
           model: prepared.generator.id,
@@ -101,7 +105,7 @@ export default async function queryRoutes(app: FastifyInstance): Promise<void> {
       }
 
       const sse = new SseStream(reply, { pingIntervalMs: app.config.ssePingMs });
-      sse.open();
+      sse.open({ [CACHE_STATUS_HEADER]: prepared.cacheStatus });
       await sse.send(
         JSON.stringify({
           model: prepared.generator.id,

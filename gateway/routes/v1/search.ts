@@ -4,6 +4,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { Filter, Namespace } from '../../../shards/protocol.js';
+import { CacheControlBody, CacheControlHeaders, cacheControl, setCacheStatus } from '../../cache-control.js';
 import { requestSignal } from '../../request-signal.js';
 import { Coverage, SearchHit, SearchTimings } from '../../schemas.js';
 
@@ -25,6 +26,7 @@ export function searchBodySchema(options: { maxK: number; dimensions: number }) 
       namespace: Type.Optional(Namespace),
       filter: Type.Optional(Filter),
       include: Type.Optional(Type.Array(Type.Union(INCLUDE_FIELDS.map((field) => Type.Literal(field))), { uniqueItems: true })),
+      cache: Type.Optional(CacheControlBody),
     },
     {
       additionalProperties: false,
@@ -48,9 +50,9 @@ export const SearchResponseSchema = Type.Object({
 
 export default async function searchRoutes(app: FastifyInstance): Promise<void> {
   const body = searchBodySchema({ maxK: app.config.searchMaxK, dimensions: app.embedder.backend.dimensions });
-  app.post<{ Body: SearchBody }>(
+  app.post<{ Body: SearchBody; Headers: CacheControlHeaders }>(
     '/v1/search',
-    { schema: { body, response: { 200: SearchResponseSchema } } },
+    { schema: { body, headers: CacheControlHeaders, response: { 200: SearchResponseSchema } } },
     async (request, reply) => {
       const { query, vector, k, namespace, filter, include } = request.body;
       const result = await app.pipeline.search(
@@ -62,9 +64,11 @@ export default async function searchRoutes(app: FastifyInstance): Promise<void> 
           filter,
           includeText: include === undefined || include.includes('text'),
           includeMetadata: include === undefined || include.includes('metadata'),
+          cache: cacheControl(request.body.cache, request.headers),
         },
         requestSignal(request, reply),
       );
+      setCacheStatus(reply, result.cache);
       return { object: 'search.result' as const, ...result };
     },
   );

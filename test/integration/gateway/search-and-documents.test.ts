@@ -227,12 +227,16 @@ describe('gateway over real shard processes', () => {
     assert.ok(victim);
     await victim.stop();
     try {
-      const response = await search({ query: 'pasta', k: 1 });
+      const response = await search({ query: 'pasta', k: 1, cache: { mode: 'bypass' } });
       assert.equal(response.statusCode, 503, response.body);
       const body = response.json<ErrorBody>();
       assert.equal(body.error.code, 'RAGWAY_ERR_SHARD_UNAVAILABLE');
       assert.match(body.error.message, /shard-1/);
       assert.equal((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 503);
+      // A result cached before the outage is still correct (no shard epoch moved) and is served.
+      const cached = await search({ query: 'pasta', k: 1 });
+      assert.equal(cached.statusCode, 200);
+      assert.equal(cached.headers['x-ragway-cache'], 'hit');
     } finally {
       await victim.start();
     }
