@@ -5,16 +5,14 @@
 //  3. a shard's RSS growth per 100k vectors next to hnswlib's own index size.
 // Not a test: it asserts nothing, it measures and reports.
 import { join } from 'node:path';
-import { Pool } from 'undici';
 import { ServiceProcess } from '../../cli/service-process.js';
-import { batchDocuments, openSampleCorpus } from '../../cli/corpus.js';
 import type { EmbeddingBackend } from '../../embedder/backend.js';
 import { EmbeddingBatcher, type BatcherObserver } from '../../embedder/batcher.js';
-import { splitUnits } from '../../gateway/chunker.js';
 import { packageRoot } from '../../gateway/config.js';
 import { HttpShardClient } from '../../retriever/http-shard-client.js';
 import { encodeVector } from '../../shards/protocol.js';
 import { closedLoop, type LoadResult } from './load-generator.js';
+import { QUESTIONS, sampleSentences, startBenchCluster } from './bench-cluster.js';
 
 export interface RetrievalCoreOptions {
   quick: boolean;
@@ -50,38 +48,6 @@ export interface RetrievalCoreReport {
   embedding: EmbeddingComparison;
   search: LoadResult & { shards: number; concurrency: number; chunks: number };
   memory: MemoryComparison;
-}
-
-const QUESTIONS = [
-  'how do I set a TTL on cache entries',
-  'limit the size of a cache in bytes',
-  'validate a JSON schema with ajv',
-  'parse command line arguments',
-  'how to stream a response body',
-  'connection pooling and keep-alive',
-  'register a plugin with encapsulation',
-  'tokenizer for a transformer model',
-  'run an ONNX model with onnxruntime',
-  'approximate nearest neighbor search index',
-  'log requests as JSON',
-  'retry a failed HTTP request',
-  'abort a request with an AbortSignal',
-  'serialize a response faster with a schema',
-  'measure event loop lag',
-  'compile TypeScript to JavaScript',
-];
-
-async function sampleSentences(count: number): Promise<string[]> {
-  const source = await openSampleCorpus(join(packageRoot(), 'node_modules'));
-  const sentences: string[] = [];
-  for await (const document of source.documents()) {
-    for (const unit of splitUnits(document.text)) {
-      const words = unit.split(/\s+/).length;
-      if (words >= 6 && words <= 40 && /[a-z]{3}/i.test(unit)) sentences.push(unit);
-      if (sentences.length >= count) return sentences;
-    }
-  }
-  return sentences;
 }
 
 /** Sums model-call time and inputs from a batcher's observer. */
@@ -145,60 +111,22 @@ async function benchEmbedding(options: RetrievalCoreOptions): Promise<EmbeddingC
 async function benchSearch(options: RetrievalCoreOptions): Promise<RetrievalCoreReport['search']> {
   const shardCount = 3;
   const concurrency = 32;
-  const shards = Array.from(
-    { length: shardCount },
-    (_, index) =>
-      new ServiceProcess({
-        label: `bench-shard-${index}`,
-        host: '127.0.0.1',
-        args: ['--data', join(options.workDir, `search-shard-${index}`), '--dim', String(options.backend.dimensions)],
-        restart: false,
-      }),
-  );
-  const urls = await Promise.all(shards.map((shard) => shard.start()));
-  const gateway = new ServiceProcess({
-    label: 'bench-gateway',
-    command: 'gateway',
-    host: '127.0.0.1',
-    args: ['--shards', urls.join(';')],
-    env: { RAGWAY_LOG_LEVEL: 'warn' },
-    restart: false,
-  });
+  const cluster = await startBenchCluster({ name: 'search', shards: shardCount, workDir: options.workDir, dim: options.backend.dimensions, connections: concurrency });
   try {
-    const base = await gateway.start();
-    const pool = new Pool(base, { connections: concurrency });
-    const post = async (path: string, body: unknown): Promise<unknown> => {
-      const response = await pool.request({
-        method: 'POST',
-        path,
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-      });
-      const text = await response.body.text();
-      if (response.statusCode !== 200) throw new Error(`${path} → ${response.statusCode}: ${text.slice(0, 200)}`);
-      return JSON.parse(text) as unknown;
-    };
-
-    let chunks = 0;
-    const source = await openSampleCorpus(join(packageRoot(), 'node_modules'));
-    for await (const batch of batchDocuments(source.documents(), { maxDocuments: 32, maxBytes: 2 * 1024 * 1024 })) {
-      chunks += ((await post('/v1/documents', { documents: batch })) as { chunks_total: number }).chunks_total;
-    }
     const durationMs = options.quick ? 3_000 : 10_000;
-    options.log(`search: ${chunks} chunks over ${shardCount} shard processes, concurrency ${concurrency}, ${durationMs} ms`);
+    options.log(`search: ${cluster.chunks} chunks over ${shardCount} shard processes, concurrency ${concurrency}, ${durationMs} ms, cache bypassed`);
     const result = await closedLoop({
       concurrency,
       durationMs,
       warmupMs: 500,
       send: async (worker, iteration) => {
-        await post('/v1/search', { query: QUESTIONS[(worker + iteration) % QUESTIONS.length], k: 10 });
+        // The uncached path: the caching benchmark measures hits separately.
+        await cluster.post('/v1/search', { query: QUESTIONS[(worker + iteration) % QUESTIONS.length], k: 10, cache: { mode: 'bypass' } });
       },
     });
-    await pool.close();
-    return { ...result, shards: shardCount, concurrency, chunks };
+    return { ...result, shards: shardCount, concurrency, chunks: cluster.chunks };
   } finally {
-    await gateway.stop();
-    await Promise.all(shards.map((shard) => shard.stop()));
+    await cluster.stop();
   }
 }
 
@@ -282,7 +210,7 @@ export function renderRetrievalCore(report: RetrievalCoreReport): string {
     `Inside the model call an input costs ${num(e.modelMicrosPerInputBatched, 1)} µs batched vs ${num(e.modelMicrosPerInputUnbatched, 1)} µs alone ` +
       `(${num(e.modelMicrosPerInputUnbatched / e.modelMicrosPerInputBatched, 1)}x); tokenizing it costs ${num(e.tokenizeMicrosPerInput, 1)} µs, which no batch amortizes.`,
     '',
-    `### /v1/search, ${s.shards} shard processes, gateway in its own process, concurrency ${s.concurrency}`,
+    `### /v1/search uncached (cache bypassed), ${s.shards} shard processes, gateway in its own process, concurrency ${s.concurrency}`,
     '',
     '| chunks | req/s | p50 ms | p90 ms | p99 ms | errors |',
     '|---:|---:|---:|---:|---:|---:|',

@@ -9,6 +9,7 @@ import { ensureGloveSifModel } from '../../embedder/model/build-model.js';
 import { defaultModelDir, packageRoot } from '../../gateway/config.js';
 import { benchRetrievalCore, renderRetrievalCore } from './retrieval-core.js';
 import { benchStreamingTax, renderStreamingTax } from './streaming-tax.js';
+import { benchCaching, renderCaching } from './caching.js';
 
 function machine(): Record<string, string | number> {
   return {
@@ -21,8 +22,10 @@ function machine(): Record<string, string | number> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, out: { type: 'string' } } });
+  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, out: { type: 'string' }, only: { type: 'string' } } });
   const quick = values.quick === true;
+  // --only retrieval-core,streaming-tax,caching runs a subset (for iterating on one area).
+  const sections = new Set((values.only ?? 'retrieval-core,streaming-tax,caching').split(','));
   const log = (line: string): void => {
     process.stderr.write(`[bench] ${line}\n`);
   };
@@ -33,8 +36,9 @@ async function main(): Promise<void> {
   const backend = await OnnxEmbeddingBackend.load({ model: defaultModelDir(), intraOpNumThreads: 1 });
   const started = performance.now();
   try {
-    const retrievalCore = await benchRetrievalCore({ quick, backend, workDir, log });
-    const streamingTax = await benchStreamingTax({ quick, workDir, dim: backend.dimensions, log });
+    const retrievalCore = sections.has('retrieval-core') ? await benchRetrievalCore({ quick, backend, workDir, log }) : undefined;
+    const streamingTax = sections.has('streaming-tax') ? await benchStreamingTax({ quick, workDir, dim: backend.dimensions, log }) : undefined;
+    const caching = sections.has('caching') ? await benchCaching({ quick, workDir, backend, log }) : undefined;
     const info = machine();
     const seconds = (performance.now() - started) / 1000;
     const report = [
@@ -44,12 +48,13 @@ async function main(): Promise<void> {
       '',
       'Every comparison ran side by side in this one run on this machine; the load generator shares the CPU with what it measures.',
       '',
-      renderRetrievalCore(retrievalCore),
-      renderStreamingTax(streamingTax),
+      retrievalCore ? renderRetrievalCore(retrievalCore) : '',
+      streamingTax ? renderStreamingTax(streamingTax) : '',
+      caching ? renderCaching(caching) : '',
     ].join('\n');
     await mkdir(outDir, { recursive: true });
     await writeFile(join(outDir, 'report.md'), report);
-    await writeFile(join(outDir, 'report.json'), `${JSON.stringify({ machine: info, quick, seconds, retrievalCore, streamingTax }, null, 2)}\n`);
+    await writeFile(join(outDir, 'report.json'), `${JSON.stringify({ machine: info, quick, seconds, retrievalCore, streamingTax, caching }, null, 2)}\n`);
     process.stdout.write(`${report}\nwritten to ${outDir}\n`);
   } finally {
     await backend.close();

@@ -77,14 +77,20 @@ async function oneStream(pool: Pool, path: string, body: string): Promise<{ ttft
   return { ttftMs: first - started, tokens, spanMs: last - first };
 }
 
-async function measure(base: string, path: string, body: string, concurrency: number, rounds: number): Promise<StreamStats> {
+/**
+ * `concurrency` streams open at all times. Workers start staggered over one stream's length,
+ * so arrivals are spread as in real traffic rather than 100 requests landing in the same
+ * millisecond each round (which makes TTFT measure queueing of the burst, run to run).
+ */
+async function measure(base: string, path: string, body: string, concurrency: number, rounds: number, spreadMs = 0): Promise<StreamStats> {
   const pool = new Pool(base, { connections: concurrency });
   const ttfts: number[] = [];
   const rates: number[] = [];
   let errors = 0;
   try {
     await Promise.all(
-      Array.from({ length: concurrency }, async () => {
+      Array.from({ length: concurrency }, async (_, worker) => {
+        await new Promise((resolve) => setTimeout(resolve, (worker * spreadMs) / concurrency));
         for (let round = 0; round < rounds; round += 1) {
           try {
             const result = await oneStream(pool, path, body);
@@ -144,8 +150,9 @@ export async function benchStreamingTax(options: { quick: boolean; workDir: stri
     // Warm both paths (connections, JIT) before measuring.
     await measure(upstream.url, '/v1/chat/completions', directBody, 10, 1);
     await measure(gatewayUrl, '/v1/chat/completions', ragwayBody, 10, 1);
-    const direct = await measure(upstream.url, '/v1/chat/completions', directBody, concurrency, rounds);
-    const ragway = await measure(gatewayUrl, '/v1/chat/completions', ragwayBody, concurrency, rounds);
+    const spreadMs = 20 + tokensPerStream * tokenIntervalMs;
+    const direct = await measure(upstream.url, '/v1/chat/completions', directBody, concurrency, rounds, spreadMs);
+    const ragway = await measure(gatewayUrl, '/v1/chat/completions', ragwayBody, concurrency, rounds, spreadMs);
     return {
       concurrency,
       tokensPerStream,
@@ -169,7 +176,7 @@ export function renderStreamingTax(report: StreamingTaxReport): string {
   return [
     '## Streaming tax',
     '',
-    `${report.concurrency} concurrent chat streams, ${report.tokensPerStream} tokens each from a scripted upstream ` +
+    `${report.concurrency} concurrent chat streams (starts staggered over one stream's length), ${report.tokensPerStream} tokens each from a scripted upstream ` +
       `(first token after 20 ms, then one every ${report.tokenIntervalMs} ms); ragway with retrieval off.`,
     '',
     '| Path | streams | errors | TTFT p50 ms | TTFT p99 ms | tokens/s per stream |',
