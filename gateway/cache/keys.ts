@@ -8,6 +8,7 @@ const INVISIBLE = /[\u200B\uFEFF]/gu;
 const WHITESPACE = /\s+/gu;
 // Checked after NFKC, which has already folded full-width ？！． and … into ASCII; the
 // ideographic full stop 。 is no compatibility form, so it is listed itself.
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 const TRAILING = new Set(['?', '!', '.', ',', ';', ':', ' ', '\u3002']);
 
 /**
@@ -25,7 +26,8 @@ const TRAILING = new Set(['?', '!', '.', ',', ';', ':', ' ', '\u3002']);
  * Use it for keys only: the original text is what gets embedded and shown.
  */
 export function normalizeQuery(text: string): string {
-  const folded = text.normalize('NFKC').replace(INVISIBLE, '').toLowerCase().replace(WHITESPACE, ' ');
+  // NFKC leaves printable ASCII unchanged, and most queries are that: skip it on the hot path.
+  const folded = (PRINTABLE_ASCII.test(text) ? text : text.normalize('NFKC')).replace(INVISIBLE, '').toLowerCase().replace(WHITESPACE, ' ');
   // A loop, not /[?!. ]+$/: that regex backtracks quadratically on a long run of punctuation
   // followed by a letter, and query text comes from clients.
   let end = folded.length;
@@ -116,5 +118,11 @@ export function vectorKey(vector: Float32Array): string {
  * query, k, filter, namespace, model, shard epochs...).
  */
 export function cacheKey(parts: Record<string, unknown>): string {
-  return createHash('sha256').update(stableStringify(parts)).digest('hex');
+  const text = stableStringify(parts);
+  // Short keys are used as they are (hashing costs more than it saves on the hot path);
+  // long ones (chat histories, big filters) are hashed. The two forms cannot collide: a
+  // stable JSON object starts with "{", a digest is hex.
+  return text.length <= MAX_PLAIN_KEY_LENGTH ? text : createHash('sha256').update(text).digest('hex');
 }
+
+const MAX_PLAIN_KEY_LENGTH = 256;

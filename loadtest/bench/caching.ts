@@ -24,7 +24,7 @@ export interface LatencyPair {
 export interface CachingReport {
   search: LatencyPair;
   query: LatencyPair;
-  floor: { hello: LoadResult; cachedSearch: LoadResult; fraction: number };
+  floor: { hello: LoadResult; cachedSearch: LoadResult; fraction: number; helloSequentialP50Ms: number };
   replay: { repeatFraction: number; cached: LoadResult; uncached: LoadResult; gain: number; hitFraction: number };
   semantic: { threshold: number; withGuard: PairEvaluation; withoutGuard: PairEvaluation };
 }
@@ -112,6 +112,13 @@ export async function benchCaching(options: { quick: boolean; workDir: string; b
 
     options.log(`caching: cached /v1/search vs bare Fastify, concurrency ${concurrency}, ${durationMs} ms each`);
     const helloResult = await throughput(hello.url, '/hello', () => '{}', { concurrency, durationMs });
+    // The round-trip floor a cache hit cannot beat: one request at a time to a bare server.
+    const helloPool = new Pool(hello.url, { connections: 1 });
+    const helloSequentialP50Ms = await sequentialP50(samples, async () => {
+      const response = await helloPool.request({ method: 'POST', path: '/hello', headers: { 'content-type': 'application/json' }, body: '{}' });
+      await response.body.dump();
+    });
+    await helloPool.close();
     const hotBody = JSON.stringify({ query: QUESTIONS[0], k: 10 });
     const cachedSearch = await throughput(cluster.url, '/v1/search', () => hotBody, { concurrency, durationMs });
 
@@ -153,7 +160,7 @@ export async function benchCaching(options: { quick: boolean; workDir: string; b
     return {
       search,
       query,
-      floor: { hello: helloResult, cachedSearch, fraction: cachedSearch.requestsPerSecond / helloResult.requestsPerSecond },
+      floor: { hello: helloResult, cachedSearch, fraction: cachedSearch.requestsPerSecond / helloResult.requestsPerSecond, helloSequentialP50Ms },
       replay: { repeatFraction, cached, uncached, gain: cached.requestsPerSecond / uncached.requestsPerSecond, hitFraction: hits / Math.max(1, total) },
       semantic: { threshold: DEFAULT_SEMANTIC_THRESHOLD, withGuard, withoutGuard },
     };
@@ -175,6 +182,8 @@ export function renderCaching(report: CachingReport): string {
     '|---|---:|---:|---:|',
     `| /v1/search | ${f(report.search.missP50Ms)} | ${f(report.search.hitP50Ms)} | ${f(report.search.ratio, 1)}x (target ≥ 20x) |`,
     `| /v1/query (ragway-extractive) | ${f(report.query.missP50Ms)} | ${f(report.query.hitP50Ms)} | ${f(report.query.ratio, 1)}x |`,
+    '',
+    `One request at a time to the bare Fastify server takes ${f(report.floor.helloSequentialP50Ms)} ms (p50): the HTTP round trip a hit cannot go below.`,
     '',
     '| Server (concurrency 32) | req/s | p50 ms | p99 ms |',
     '|---|---:|---:|---:|',

@@ -7,6 +7,7 @@ import { Filter, Namespace } from '../../../shards/protocol.js';
 import { CacheControlBody, CacheControlHeaders, cacheControl, setCacheStatus } from '../../cache-control.js';
 import { requestSignal } from '../../request-signal.js';
 import { Coverage, SearchHit, SearchTimings } from '../../schemas.js';
+import type { SearchHit as SearchHitType } from '../../schemas.js';
 
 // Largest finite float32; JSON numbers beyond it (1e999 parses as Infinity) are refused.
 const FLOAT32_MAX = 3.4028234663852886e38;
@@ -50,6 +51,10 @@ export const SearchResponseSchema = Type.Object({
 
 export default async function searchRoutes(app: FastifyInstance): Promise<void> {
   const body = searchBodySchema({ maxK: app.config.searchMaxK, dimensions: app.embedder.backend.dimensions });
+  // A cache hit returns the very results array the cache holds, so its JSON can be kept
+  // beside it (and dies with it): a hot query is serialized once, not on every hit. The
+  // payload has exactly the shape SearchResponseSchema documents.
+  const serializedResults = new WeakMap<readonly SearchHitType[], string>();
   app.post<{ Body: SearchBody; Headers: CacheControlHeaders }>(
     '/v1/search',
     { schema: { body, headers: CacheControlHeaders, response: { 200: SearchResponseSchema } } },
@@ -69,7 +74,13 @@ export default async function searchRoutes(app: FastifyInstance): Promise<void> 
         requestSignal(request, reply),
       );
       setCacheStatus(reply, result.cache);
-      return { object: 'search.result' as const, ...result };
+      let results = serializedResults.get(result.results);
+      if (results === undefined) {
+        results = JSON.stringify(result.results);
+        serializedResults.set(result.results, results);
+      }
+      reply.type('application/json; charset=utf-8');
+      return `{"object":"search.result","model":${JSON.stringify(result.model)},"results":${results},"coverage":${JSON.stringify(result.coverage)},"timings":${JSON.stringify(result.timings)}}`;
     },
   );
 }

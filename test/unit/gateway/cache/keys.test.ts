@@ -130,9 +130,12 @@ describe('vectorKey', () => {
 });
 
 describe('cacheKey', () => {
-  it('is the sha256 hex of stableStringify', () => {
-    const parts = { q: 'how do i set a ttl', k: 5 };
-    assert.equal(cacheKey(parts), createHash('sha256').update(stableStringify(parts)).digest('hex'));
+  it('is stableStringify itself when short, and its sha256 hex when long', () => {
+    const short = { q: 'how do i set a ttl', k: 5 };
+    assert.equal(cacheKey(short), stableStringify(short));
+    const long = { q: 'x'.repeat(300), k: 5 };
+    assert.equal(cacheKey(long), createHash('sha256').update(stableStringify(long)).digest('hex'));
+    assert.match(cacheKey(long), /^[0-9a-f]{64}$/);
   });
 
   it('ignores property order, at any depth', () => {
