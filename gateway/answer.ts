@@ -172,10 +172,7 @@ export class AnswerService {
           hit = caches.answers.get(found.value, current);
           similarity = found.similarity;
         }
-        this.#options.onSemanticLookup?.(
-          'value' in found ? found.similarity : found.similarity,
-          'value' in found ? (hit === undefined ? 'stale' : 'hit') : found.miss,
-        );
+        this.#options.onSemanticLookup?.(found.similarity, 'value' in found ? (hit === undefined ? 'stale' : 'hit') : found.miss);
       }
       if (hit !== undefined) {
         return {

@@ -7,6 +7,7 @@
 // Two sources feed it. Responses (search results, write acks) are free and arrive all the time
 // on a busy gateway. Polls (stats of every shard) cover the quiet gateway that only serves
 // from cache, and writes made through another gateway.
+import { raceAbort } from '../errors.js';
 
 /** What current() reports for a shard not heard from yet. Real epochs start at 0. */
 export const UNKNOWN_EPOCH = -1;
@@ -131,7 +132,7 @@ export class EpochTracker {
     timeout.unref();
     const observedBefore = [...this.#observed];
     try {
-      const epochs = await abandonOnAbort(poll(controller.signal), controller.signal);
+      const epochs = await raceAbort(poll(controller.signal), controller.signal);
       if (epochs.length !== this.#epochs.length) {
         throw new RangeError(`epoch poll returned ${epochs.length} epochs for ${this.#epochs.length} shards`);
       }
@@ -176,20 +177,3 @@ function positive(value: number | undefined, fallback: number, name: string): nu
   return value;
 }
 
-/** Settles with the promise, or rejects as soon as the signal aborts (a poll that ignores its signal must not stall polling). */
-function abandonOnAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
-}

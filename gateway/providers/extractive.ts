@@ -5,7 +5,7 @@
 // sentence that says it found nothing.
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { splitUnits } from '../chunker.js';
-import { abortError, createError, throwIfAborted } from '../errors.js';
+import { abortError, createError, raceAbort, throwIfAborted } from '../errors.js';
 import type { FinishReason, GenerationEvent, GenerationRequest, Generator, Source } from './provider.js';
 
 export const EXTRACTIVE_MODEL_ID = 'ragway-extractive';
@@ -199,27 +199,6 @@ function withCitations(sentence: string, cites: readonly number[]): string {
   return end === null ? `${sentence} ${marks}` : `${sentence.slice(0, -1)} ${marks}${end[1] as string}`;
 }
 
-/** Resolves with the promise, or rejects as soon as the signal aborts, whichever is first. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(abortError(signal));
-    if (signal.aborted) {
-      onAbort();
-      return;
-    }
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
-}
 
 interface Composed {
   text: string;
@@ -269,7 +248,7 @@ export class ExtractiveGenerator implements Generator {
     for (const candidate of candidates) promptTokens += this.#countTokens(candidate.text);
     if (candidates.length === 0) return { text: NO_ANSWER_TEXT, promptTokens };
 
-    const vectors = await untilAborted(
+    const vectors = await raceAbort(
       this.#embed([question, ...candidates.map((c) => c.text)], signal),
       signal,
     );

@@ -2,22 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SingleFlight } from '../../../../gateway/cache/single-flight.js';
 import { isRagwayError } from '../../../../gateway/errors.js';
+import { deferred, type Deferred } from '../../../helpers/deferred.js';
 
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve: (value: T) => void;
-  reject: (err: unknown) => void;
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (err: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
 
 /** A compute that waits for the test to release it and records the signal it was given. */
 function gatedCompute<T>(gate: Deferred<T>): { compute: (signal: AbortSignal) => Promise<T>; calls: AbortSignal[] } {
