@@ -23,6 +23,8 @@ export interface SearchInput {
   query?: string | undefined;
   vector?: readonly number[] | undefined;
   k: number;
+  /** hnswlib ef for this query; each shard's own default when absent. */
+  ef?: number | undefined;
   namespace?: string | undefined;
   filter?: Record<string, unknown> | undefined;
   includeText: boolean;
@@ -70,6 +72,7 @@ export class SearchPipeline {
       vector: input.vector === undefined ? undefined : vectorKey(Float32Array.from(input.vector)),
       model: this.modelId,
       k: input.k,
+      ef: input.ef,
       namespace: input.namespace ?? DEFAULT_NAMESPACE,
       filter: input.filter,
       text: input.includeText,
@@ -136,13 +139,14 @@ export class SearchPipeline {
         : await this.embedQuery(input.query ?? '', signal, input.cache?.mode);
     const embedded = performance.now();
     throwIfAborted(signal);
-    // ef is left to each shard (its --ef, raised to k there).
+    // Without an ef, each shard uses its own --ef (raised to k there).
     const result = await this.#shards.search(
       vector,
       {
         k: input.k,
         namespace,
         ...(input.filter !== undefined ? { filter: input.filter } : {}),
+        ...(input.ef !== undefined ? { ef: input.ef } : {}),
         includeText: input.includeText,
         includeMetadata: input.includeMetadata,
       },

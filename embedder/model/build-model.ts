@@ -340,7 +340,7 @@ interface SourceData {
   bytesRead: number;
 }
 
-async function readSource(sourcePath: string, vocabSize: number): Promise<SourceData> {
+async function readSource(sourcePath: string, vocabSize: number, accept: (word: string) => boolean = isVocabularyWord): Promise<SourceData> {
   const file = await open(sourcePath, 'r');
   try {
     const scanner = new JsonScanner(file, sourcePath);
@@ -363,7 +363,7 @@ async function readSource(sourcePath: string, vocabSize: number): Promise<Source
     const rankList: number[] = [];
     for (let rank = 0; rank < allWords.length && words.length < vocabSize; rank++) {
       const word = allWords[rank] ?? '';
-      if (!isVocabularyWord(word)) continue;
+      if (!accept(word)) continue;
       rowOfRank[rank] = words.length;
       words.push(word);
       rankList.push(rank);
@@ -413,6 +413,15 @@ async function readSource(sourcePath: string, vocabSize: number): Promise<Source
   } finally {
     await file.close();
   }
+}
+
+/**
+ * The first `count` GloVe vectors in frequency order, every word kept (the ANN benchmark's
+ * data set, as in ann-benchmarks' glove-100-angular), read with the same streaming scanner.
+ */
+export async function readGloveVectors(count: number, sourcePath = defaultSourcePath()): Promise<{ words: string[]; vectors: Float32Array; dimensions: number }> {
+  const source = await readSource(sourcePath, count, () => true);
+  return { words: source.words, vectors: source.vectors, dimensions: source.dimensions };
 }
 
 async function sourceVersion(sourcePath: string): Promise<string> {

@@ -13,6 +13,8 @@ export interface LoadResult {
   maxMs: number;
   /** First error message seen, to tell "slow" from "broken" in a report. */
   firstError?: string;
+  /** Every latency, sorted (for CDF charts); not written to report.json. */
+  latencies?: number[];
 }
 
 export function percentile(sorted: readonly number[], fraction: number): number {
@@ -69,5 +71,7 @@ export async function closedLoop(options: {
     maxMs: latencies.at(-1) ?? Number.NaN,
   };
   if (firstError !== undefined) result.firstError = firstError;
+  // Non-enumerable: charts can read it, JSON.stringify of the report leaves it out.
+  Object.defineProperty(result, 'latencies', { value: latencies, enumerable: false });
   return result;
 }

@@ -44,9 +44,15 @@ export interface MemoryComparison {
   vectorCopyBytesPer100k: number;
 }
 
+export interface ScalingPoint {
+  shards: number;
+  result: LoadResult;
+}
+
 export interface RetrievalCoreReport {
   embedding: EmbeddingComparison;
   search: LoadResult & { shards: number; concurrency: number; chunks: number };
+  scaling: ScalingPoint[];
   memory: MemoryComparison;
 }
 
@@ -108,12 +114,9 @@ async function benchEmbedding(options: RetrievalCoreOptions): Promise<EmbeddingC
   };
 }
 
-async function benchSearch(options: RetrievalCoreOptions): Promise<RetrievalCoreReport['search']> {
-  const shardCount = 3;
-  const concurrency = 32;
-  const cluster = await startBenchCluster({ name: 'search', shards: shardCount, workDir: options.workDir, dim: options.backend.dimensions, connections: concurrency });
+async function searchLoad(options: RetrievalCoreOptions, shardCount: number, concurrency: number, durationMs: number): Promise<{ result: LoadResult; chunks: number }> {
+  const cluster = await startBenchCluster({ name: `search-${shardCount}`, shards: shardCount, workDir: options.workDir, dim: options.backend.dimensions, connections: concurrency });
   try {
-    const durationMs = options.quick ? 3_000 : 10_000;
     options.log(`search: ${cluster.chunks} chunks over ${shardCount} shard processes, concurrency ${concurrency}, ${durationMs} ms, cache bypassed`);
     const result = await closedLoop({
       concurrency,
@@ -124,10 +127,24 @@ async function benchSearch(options: RetrievalCoreOptions): Promise<RetrievalCore
         await cluster.post('/v1/search', { query: QUESTIONS[(worker + iteration) % QUESTIONS.length], k: 10, cache: { mode: 'bypass' } });
       },
     });
-    return { ...result, shards: shardCount, concurrency, chunks: cluster.chunks };
+    return { result, chunks: cluster.chunks };
   } finally {
     await cluster.stop();
   }
+}
+
+async function benchSearch(options: RetrievalCoreOptions): Promise<RetrievalCoreReport['search']> {
+  const { result, chunks } = await searchLoad(options, 3, 32, options.quick ? 3_000 : 10_000);
+  return { ...result, shards: 3, concurrency: 32, chunks };
+}
+
+/** The same load over 1, 2 and 4 shard processes: what more shards buy (and cost) on this machine. */
+async function benchScaling(options: RetrievalCoreOptions): Promise<ScalingPoint[]> {
+  const points: ScalingPoint[] = [];
+  for (const shards of options.quick ? [1, 2] : [1, 2, 4]) {
+    points.push({ shards, result: (await searchLoad(options, shards, 32, options.quick ? 2_000 : 8_000)).result });
+  }
+  return points;
 }
 
 /** hnswlib's own memory per element: level-0 block plus the expected upper-level links. */
@@ -185,8 +202,9 @@ async function benchMemory(options: RetrievalCoreOptions): Promise<MemoryCompari
 export async function benchRetrievalCore(options: RetrievalCoreOptions): Promise<RetrievalCoreReport> {
   const embedding = await benchEmbedding(options);
   const search = await benchSearch(options);
+  const scaling = await benchScaling(options);
   const memory = await benchMemory(options);
-  return { embedding, search, memory };
+  return { embedding, search, scaling, memory };
 }
 
 const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
@@ -215,6 +233,14 @@ export function renderRetrievalCore(report: RetrievalCoreReport): string {
     '| chunks | req/s | p50 ms | p90 ms | p99 ms | errors |',
     '|---:|---:|---:|---:|---:|---:|',
     `| ${s.chunks} | ${num(s.requestsPerSecond)} | ${num(s.p50Ms, 2)} | ${num(s.p90Ms, 2)} | ${num(s.p99Ms, 2)} | ${s.errors} |`,
+    '',
+    '### Scaling: /v1/search uncached, concurrency 32, by number of shard processes',
+    '',
+    '| shard processes | req/s | p50 ms | p99 ms |',
+    '|---:|---:|---:|---:|',
+    ...report.scaling.map((p) => `| ${p.shards} | ${num(p.result.requestsPerSecond)} | ${num(p.result.p50Ms, 2)} | ${num(p.result.p99Ms, 2)} |`),
+    '',
+    'All processes share the same 2 cores, so more shards mean more fan-out work per query, not more hardware: this shows the cost of sharding on one machine, not scale-out.',
     '',
     `### Shard memory per 100k vectors (${m.dim}-d, M=${m.m}, measured with ${m.vectors} vectors)`,
     '',

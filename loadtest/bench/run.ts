@@ -10,6 +10,63 @@ import { defaultModelDir, packageRoot } from '../../gateway/config.js';
 import { benchRetrievalCore, renderRetrievalCore } from './retrieval-core.js';
 import { benchStreamingTax, renderStreamingTax } from './streaming-tax.js';
 import { benchCaching, renderCaching } from './caching.js';
+import { benchAnn, renderAnn } from './ann.js';
+import { barChart, cdfPoints, lineChart } from './svg.js';
+import type { RetrievalCoreReport } from './retrieval-core.js';
+import type { CachingReport } from './caching.js';
+
+/** The report's SVG charts: latency CDFs and throughput bars. */
+function chartFiles(results: { retrievalCore: RetrievalCoreReport | undefined; caching: CachingReport | undefined }): { file: string; title: string; svg: string }[] {
+  const charts: { file: string; title: string; svg: string }[] = [];
+  const { retrievalCore, caching } = results;
+  if (retrievalCore !== undefined) {
+    const e = retrievalCore.embedding;
+    charts.push({
+      file: 'embedding-throughput.svg',
+      title: 'Embedding throughput',
+      svg: barChart({
+        title: 'Embeddings/s (concurrency 64 unless noted)',
+        unit: '/s',
+        bars: [
+          { label: 'micro-batched', value: e.batched.requestsPerSecond },
+          { label: 'one model call per input', value: e.unbatched.requestsPerSecond },
+          { label: 'one request at a time (c=1)', value: e.sequential.requestsPerSecond },
+        ],
+      }),
+    });
+    charts.push({
+      file: 'search-scaling.svg',
+      title: 'Search scaling',
+      svg: barChart({
+        title: '/v1/search uncached req/s by shard processes (c=32)',
+        unit: 'req/s',
+        bars: retrievalCore.scaling.map((p) => ({ label: `${p.shards} shard process${p.shards > 1 ? 'es' : ''}`, value: p.result.requestsPerSecond })),
+      }),
+    });
+  }
+  if (caching !== undefined) {
+    const series = [
+      { name: 'bare Fastify hello', result: caching.floor.hello },
+      { name: '/v1/search cache hit', result: caching.floor.cachedSearch },
+      { name: 'replay 30% repeats, cache on', result: caching.replay.cached },
+      { name: 'replay, cache bypassed', result: caching.replay.uncached },
+    ];
+    charts.push({
+      file: 'latency-cdf.svg',
+      title: 'Latency CDF',
+      svg: lineChart({
+        title: 'Latency CDF at concurrency 32',
+        xLabel: 'latency ms',
+        yLabel: 'fraction of requests',
+        logX: true,
+        yMin: 0,
+        yMax: 1,
+        series: series.map((s) => ({ name: s.name, points: cdfPoints(s.result.latencies ?? []) })),
+      }),
+    });
+  }
+  return charts;
+}
 
 function machine(): Record<string, string | number> {
   return {
@@ -25,7 +82,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: { quick: { type: 'boolean' }, out: { type: 'string' }, only: { type: 'string' } } });
   const quick = values.quick === true;
   // --only retrieval-core,streaming-tax,caching runs a subset (for iterating on one area).
-  const sections = new Set((values.only ?? 'retrieval-core,streaming-tax,caching').split(','));
+  const sections = new Set((values.only ?? 'retrieval-core,streaming-tax,caching,ann').split(','));
   const log = (line: string): void => {
     process.stderr.write(`[bench] ${line}\n`);
   };
@@ -39,6 +96,8 @@ async function main(): Promise<void> {
     const retrievalCore = sections.has('retrieval-core') ? await benchRetrievalCore({ quick, backend, workDir, log }) : undefined;
     const streamingTax = sections.has('streaming-tax') ? await benchStreamingTax({ quick, workDir, dim: backend.dimensions, log }) : undefined;
     const caching = sections.has('caching') ? await benchCaching({ quick, workDir, backend, log }) : undefined;
+    const ann = sections.has('ann') ? await benchAnn({ quick, workDir, log }) : undefined;
+    const charts = chartFiles({ retrievalCore, caching });
     const info = machine();
     const seconds = (performance.now() - started) / 1000;
     const report = [
@@ -51,10 +110,27 @@ async function main(): Promise<void> {
       retrievalCore ? renderRetrievalCore(retrievalCore) : '',
       streamingTax ? renderStreamingTax(streamingTax) : '',
       caching ? renderCaching(caching) : '',
-    ].join('\n');
+      ann ? renderAnn(ann) : '',
+      charts.length > 0 ? ['## Charts', '', ...charts.map((chart) => `![${chart.title}](${chart.file})`), ''].join('\n') : '',
+    ]
+      .filter((section) => section !== '')
+      .join('\n');
     await mkdir(outDir, { recursive: true });
     await writeFile(join(outDir, 'report.md'), report);
-    await writeFile(join(outDir, 'report.json'), `${JSON.stringify({ machine: info, quick, seconds, retrievalCore, streamingTax, caching }, null, 2)}\n`);
+    for (const chart of charts) await writeFile(join(outDir, chart.file), chart.svg);
+    for (const dataset of ann?.datasets ?? []) {
+      await writeFile(
+        join(outDir, `ann-${dataset.name.toLowerCase()}.svg`),
+        lineChart({
+          title: `Recall@10 vs QPS, ${dataset.name}`,
+          xLabel: 'queries per second',
+          yLabel: 'recall@10',
+          logX: true,
+          series: dataset.series.map((series) => ({ name: series.name, points: series.points.map((p) => ({ x: p.qps, y: p.recall })) })),
+        }),
+      );
+    }
+    await writeFile(join(outDir, 'report.json'), `${JSON.stringify({ machine: info, quick, seconds, retrievalCore, streamingTax, caching, ann }, null, 2)}\n`);
     process.stdout.write(`${report}\nwritten to ${outDir}\n`);
   } finally {
     await backend.close();

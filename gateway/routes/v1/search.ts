@@ -24,6 +24,8 @@ export function searchBodySchema(options: { maxK: number; dimensions: number }) 
         }),
       ),
       k: Type.Optional(Type.Integer({ minimum: 1, maximum: options.maxK })),
+      /** hnswlib's search breadth for this query (recall vs speed); default: each shard's --ef. */
+      ef: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
       namespace: Type.Optional(Namespace),
       filter: Type.Optional(Filter),
       include: Type.Optional(Type.Array(Type.Union(INCLUDE_FIELDS.map((field) => Type.Literal(field))), { uniqueItems: true })),
@@ -59,12 +61,13 @@ export default async function searchRoutes(app: FastifyInstance): Promise<void> 
     '/v1/search',
     { schema: { body, headers: CacheControlHeaders, response: { 200: SearchResponseSchema } } },
     async (request, reply) => {
-      const { query, vector, k, namespace, filter, include } = request.body;
+      const { query, vector, k, ef, namespace, filter, include } = request.body;
       const result = await app.pipeline.search(
         {
           query,
           vector,
           k: k ?? app.config.searchDefaultK,
+          ef,
           namespace,
           filter,
           includeText: include === undefined || include.includes('text'),
