@@ -1,6 +1,6 @@
 // `ragway gateway`: the gateway alone, in front of shards that run elsewhere.
 import { ConfigError, loadConfig, parseShardSpec } from '../gateway/config.js';
-import { onShutdownSignal, startGateway } from '../gateway/server.js';
+import { closeGracefully, onShutdownSignal, startGateway } from '../gateway/server.js';
 import { integerFlag, parseFlags } from './args.js';
 
 export async function runGateway(argv: string[]): Promise<void> {
@@ -21,6 +21,6 @@ export async function runGateway(argv: string[]): Promise<void> {
   const { app, url } = await startGateway(config);
   process.stdout.write(`ragway gateway listening on ${url}\n`);
   onShutdownSignal(async () => {
-    await app.close();
+    await closeGracefully(app, config.shutdownGraceMs);
   });
 }

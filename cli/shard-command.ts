@@ -1,6 +1,8 @@
 // `ragway shard`: one shard replica process. Prints "ragway shard listening on <url>" on
-// stdout once it serves (ragway start and the tests read the port from that line).
-import { onShutdownSignal } from '../gateway/server.js';
+// stdout once it serves (ragway start and the tests read the port from that line); with
+// --peers it then catches up from the other replicas, answering /readyz 503 until it has.
+// SIGTERM/SIGINT: stop accepting, let in-flight requests finish (--grace-ms), drain the
+// write-ahead log, snapshot, exit.
 import { startShardServer } from '../shards/server.js';
 import { integerFlag, parseFlags, UsageError } from './args.js';
 
@@ -19,6 +21,12 @@ export async function runShard(argv: string[]): Promise<void> {
     m: { type: 'string' },
     'ef-construction': { type: 'string' },
     ef: { type: 'string' },
+    peers: { type: 'string' },
+    'grace-ms': { type: 'string' },
+    'catch-up-timeout-ms': { type: 'string' },
+    'snapshot-interval-ms': { type: 'string' },
+    'snapshot-every': { type: 'string' },
+    'wal-retain-records': { type: 'string' },
     log: { type: 'boolean' },
   });
   if (values.data === undefined) throw new UsageError('ragway shard needs --data DIR');
@@ -28,6 +36,15 @@ export async function runShard(argv: string[]): Promise<void> {
   const m = integerFlag('m', values.m, 2, 128);
   const efConstruction = integerFlag('ef-construction', values['ef-construction'], 1, 10_000);
   const efSearch = integerFlag('ef', values.ef, 1, 10_000);
+  const graceMs = integerFlag('grace-ms', values['grace-ms'], 0, 3_600_000);
+  const catchUpTimeoutMs = integerFlag('catch-up-timeout-ms', values['catch-up-timeout-ms'], 0, 3_600_000);
+  const snapshotIntervalMs = integerFlag('snapshot-interval-ms', values['snapshot-interval-ms'], 0, 86_400_000);
+  const snapshotEveryWrites = integerFlag('snapshot-every', values['snapshot-every'], 0);
+  const retainRecords = integerFlag('wal-retain-records', values['wal-retain-records'], 0);
+  const peers = parsePeers(values.peers);
+  // The CLI is where the environment is read (besides gateway/config.ts): fault injection
+  // exists for tests and benchmarks and must never be on by accident.
+  const faults = process.env['RAGWAY_FAULTS'] === '1';
   const server = await startShardServer({
     host: values.host ?? '127.0.0.1',
     port: integerFlag('port', values.port, 0, 65_535) ?? 7_001,
@@ -37,10 +54,60 @@ export async function runShard(argv: string[]): Promise<void> {
     ...(m !== undefined ? { m } : {}),
     ...(efConstruction !== undefined ? { efConstruction } : {}),
     ...(efSearch !== undefined ? { efSearch } : {}),
+    ...(graceMs !== undefined ? { graceMs } : {}),
+    ...(catchUpTimeoutMs !== undefined ? { catchUpTimeoutMs } : {}),
+    ...(snapshotIntervalMs !== undefined ? { snapshotIntervalMs } : {}),
+    ...(snapshotEveryWrites !== undefined ? { snapshotEveryWrites } : {}),
+    ...(retainRecords !== undefined ? { wal: { retainRecords } } : {}),
+    peers,
+    faults,
     logger: values.log === true,
+    log: (line) => process.stderr.write(`ragway shard: ${line}\n`),
   });
   process.stdout.write(`ragway shard listening on ${server.url}\n`);
-  onShutdownSignal(async () => {
-    await server.close();
-  });
+  if (faults) process.stderr.write('ragway shard: fault injection is ON (RAGWAY_FAULTS=1): POST /v1/faults\n');
+  onShutdownSignal(() => server.close());
+}
+
+/**
+ * First SIGTERM/SIGINT: graceful close, then exit. A second one exits at once, for an
+ * operator who will not wait (the log already holds every acknowledged write). Kept here
+ * rather than imported from gateway/server.ts so a shard process never loads the gateway.
+ */
+function onShutdownSignal(shutdown: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      process.stderr.write(`ragway shard: received ${signal} again; exiting now\n`);
+      process.exit(130);
+    }
+    stopping = true;
+    shutdown().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`ragway shard: shutdown failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+}
+
+function parsePeers(value: string | undefined): string[] {
+  if (value === undefined) return [];
+  return value
+    .split(',')
+    .map((peer) => peer.trim())
+    .filter((peer) => peer !== '')
+    .map((peer) => {
+      let url: URL;
+      try {
+        url = new URL(peer);
+      } catch {
+        throw new UsageError(`--peers takes comma-separated URLs like http://shard-0b:7001, got "${peer}"`);
+      }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--peers URL "${peer}" must be http(s)`);
+      return peer.replace(/\/+$/, '');
+    });
 }

@@ -7,9 +7,10 @@ import { OnnxEmbeddingBackend } from '../embedder/backends/onnx.js';
 import { ensureGloveSifModel } from '../embedder/model/build-model.js';
 import { loadConfig, packageRoot, resolveModelDir } from '../gateway/config.js';
 import { DEFAULT_NAMESPACE } from '../shards/protocol.js';
-import { onShutdownSignal, startGateway } from '../gateway/server.js';
+import { closeGracefully, onShutdownSignal, startGateway } from '../gateway/server.js';
 import type { FastifyInstance } from 'fastify';
-import { integerFlag, parseFlags, UsageError } from './args.js';
+import { freePort } from './free-port.js';
+import { integerFlag, parseFlags } from './args.js';
 import { batchDocuments, openCorpus, openSampleCorpus, type CorpusSource } from './corpus.js';
 import { ProgressBar } from './progress.js';
 import { ServiceProcess } from './service-process.js';
@@ -30,16 +31,13 @@ export async function runStart(argv: string[]): Promise<void> {
     data: { type: 'string' },
     corpus: { type: 'string' },
   });
-  const replicas = integerFlag('replicas', values.replicas, 1, 16) ?? 1;
-  if (replicas > 1) {
-    throw new UsageError('--replicas above 1 is not supported yet: this version runs one replica per shard');
-  }
   const config = loadConfig(
     undefined,
     {
       port: integerFlag('port', values.port, 0, 65_535),
       host: values.host,
       shardCount: integerFlag('shards', values.shards, 1, 64),
+      replicas: integerFlag('replicas', values.replicas, 1, 16),
       dataDir: values.data,
     },
     // An interactive start shows progress and warnings, not a JSON line per request;
@@ -56,43 +54,55 @@ export async function runStart(argv: string[]): Promise<void> {
         allowRemoteModels: config.embedAllowDownload,
       });
 
-  const shards = Array.from(
-    { length: config.shardCount },
-    (_, index) =>
-      new ServiceProcess({
-        label: `shard-${index}`,
+  // Ports are chosen up front so each replica can be told where its peers are (it catches
+  // up from them after missing writes) and a restarted replica keeps its URL.
+  const ports = await Promise.all(Array.from({ length: config.shardCount * config.replicas }, () => freePort()));
+  const urlOf = (shard: number, replica: number): string => `http://127.0.0.1:${ports[shard * config.replicas + replica]}`;
+  const shards: ServiceProcess[][] = Array.from({ length: config.shardCount }, (_, shard) =>
+    Array.from({ length: config.replicas }, (_, replica) => {
+      const peers = Array.from({ length: config.replicas }, (_, other) => other)
+        .filter((other) => other !== replica)
+        .map((other) => urlOf(shard, other));
+      const name = config.replicas === 1 ? `shard-${shard}` : `shard-${shard}-replica-${replica}`;
+      return new ServiceProcess({
+        label: name,
         host: '127.0.0.1',
+        port: ports[shard * config.replicas + replica] as number,
         args: [
-          '--data', join(dataDir, `shard-${index}`),
+          '--data', join(dataDir, name),
           '--dim', String(backend.dimensions),
           '--space', 'cosine',
           '--m', String(config.shardM),
           '--ef-construction', String(config.shardEfConstruction),
           '--ef', String(config.shardEfSearch),
+          ...(peers.length > 0 ? ['--peers', peers.join(',')] : []),
         ],
         log,
-      }),
+      });
+    }),
   );
+  const processes = shards.flat();
   let app: FastifyInstance | undefined;
   const stopAll = async (): Promise<void> => {
-    if (app !== undefined) await app.close();
-    await Promise.all(shards.map((shard) => shard.stop()));
+    if (app !== undefined) await closeGracefully(app, config.shutdownGraceMs);
+    await Promise.all(processes.map((shard) => shard.stop()));
     await backend.close();
   };
   onShutdownSignal(async (signal) => {
-    log(`received ${signal}; stopping the gateway and ${shards.length} shards`);
+    log(`received ${signal}; stopping the gateway and ${processes.length} shard processes`);
     await stopAll();
   });
 
   try {
-    const urls = await Promise.all(shards.map((shard) => shard.start()));
-    log(`started ${urls.length} shard processes: ${urls.join(', ')}`);
-    const running = await startGateway({ ...config, shards: urls.join(';') }, { embeddingBackend: backend });
+    await Promise.all(processes.map((shard) => shard.start()));
+    const spec = shards.map((replicas) => replicas.map((replica) => replica.url).join(',')).join(';');
+    log(`started ${processes.length} shard processes (${config.shardCount} shards × ${config.replicas} replicas): ${spec}`);
+    const running = await startGateway({ ...config, shards: spec }, { embeddingBackend: backend });
     app = running.app;
     await ingestCorpusIfEmpty(running.app, dataDir, values.corpus);
     const total = (await running.app.scatter.stats()).reduce((sum, stats) => sum + stats.count, 0);
     process.stdout.write(
-      `ragway ready on ${running.url}  (${total} chunks over ${urls.length} shards, model ${backend.modelId})\n` +
+      `ragway ready on ${running.url}  (${total} chunks over ${config.shardCount} shards × ${config.replicas} replicas, model ${backend.modelId})\n` +
         `try: curl -s ${running.url}/v1/search -H 'content-type: application/json' ` +
         `-d '{"query":"how do I set a TTL on cache entries","k":5}'\n`,
     );

@@ -24,6 +24,9 @@ export interface RagOptions {
   k: number;
   namespace?: string | undefined;
   filter?: Record<string, unknown> | undefined;
+  /** Budget of the retrieval, ms. */
+  deadlineMs?: number | undefined;
+  requireComplete?: boolean | undefined;
 }
 
 export interface AnswerInput {
@@ -208,6 +211,8 @@ export class AnswerService {
           includeText: true,
           includeMetadata: true,
           cache: input.cache,
+          deadlineMs: input.rag.deadlineMs,
+          requireComplete: input.rag.requireComplete,
         },
         signal,
       );

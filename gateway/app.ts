@@ -17,6 +17,7 @@ import type { GeneratorRegistry } from './providers/registry.js';
 import type { SearchCoalescer } from '../retriever/search-coalescer.js';
 import type { Caches } from './caches.js';
 import cachePlugin from './plugins/cache.js';
+import lifecyclePlugin, { type Lifecycle } from './plugins/lifecycle.js';
 import pipelinesPlugin from './plugins/pipelines.js';
 import embedderPlugin from './plugins/embedder.js';
 import metricsPlugin from './plugins/metrics.js';
@@ -25,6 +26,7 @@ import retrieverPlugin from './plugins/retriever.js';
 import chatCompletionRoutes from './routes/v1/chat-completions.js';
 import embeddingRoutes from './routes/v1/embeddings.js';
 import modelRoutes from './routes/v1/models.js';
+import clusterRoutes from './routes/v1/cluster.js';
 import queryRoutes from './routes/v1/query.js';
 import documentRoutes from './routes/v1/documents.js';
 import healthRoutes from './routes/v1/health.js';
@@ -42,6 +44,7 @@ declare module 'fastify' {
     shardSearch: SearchCoalescer;
     caches: Caches;
     generators: GeneratorRegistry;
+    lifecycle: Lifecycle;
   }
 }
 
@@ -71,6 +74,7 @@ export async function buildApp(config: Config, dependencies: AppDependencies = {
   app.decorate('config', config);
   installErrorHandling(app);
 
+  await app.register(lifecyclePlugin);
   await app.register(metricsPlugin, { defaultMetrics: dependencies.defaultMetrics ?? true });
   await app.register(embedderPlugin, dependencies.embeddingBackend ? { backend: dependencies.embeddingBackend } : {});
   await app.register(retrieverPlugin, dependencies.shardClients ? { clients: dependencies.shardClients } : {});
@@ -85,5 +89,6 @@ export async function buildApp(config: Config, dependencies: AppDependencies = {
   await app.register(chatCompletionRoutes);
   await app.register(embeddingRoutes);
   await app.register(modelRoutes);
+  await app.register(clusterRoutes);
   return app;
 }

@@ -3,6 +3,7 @@
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BatcherObserver } from '../embedder/batcher.js';
 import type { CacheLayerObserver } from './cache/lru-layer.js';
+import type { ScatterObserver } from '../retriever/scatter.js';
 
 export class GatewayMetrics {
   readonly registry = new Registry();
@@ -14,6 +15,8 @@ export class GatewayMetrics {
   readonly embedRejected: Counter;
   readonly shardLatency: Histogram<'shard' | 'outcome'>;
   readonly searchBatchQueries: Histogram;
+  readonly hedges: Counter<'shard' | 'result'>;
+  readonly replicaTransitions: Counter<'shard' | 'replica' | 'to'>;
   readonly cacheLookups: Counter<'layer' | 'result'>;
   readonly semanticSimilarity: Histogram;
   readonly semanticLookups: Counter<'outcome'>;
@@ -88,6 +91,18 @@ export class GatewayMetrics {
       labelNames: ['outcome'],
       registers,
     });
+    this.hedges = new Counter({
+      name: 'ragway_shard_hedges_total',
+      help: 'Hedged shard calls: sent to a second replica because the first was slow, and won (answered first)',
+      labelNames: ['shard', 'result'],
+      registers,
+    });
+    this.replicaTransitions = new Counter({
+      name: 'ragway_replica_transitions_total',
+      help: 'Replicas taken out of rotation (ejected) after repeated failures, and restored by a probe',
+      labelNames: ['shard', 'replica', 'to'],
+      registers,
+    });
     this.searchBatchQueries = new Histogram({
       name: 'ragway_search_batch_queries',
       help: 'Concurrent searches coalesced into one request per shard',
@@ -121,10 +136,14 @@ export class GatewayMetrics {
     };
   }
 
-  scatterObserver(): { onShardLatency(shardIndex: number, seconds: number, ok: boolean): void } {
+  scatterObserver(): ScatterObserver {
     return {
       onShardLatency: (shardIndex, seconds, ok) =>
         this.shardLatency.observe({ shard: String(shardIndex), outcome: ok ? 'ok' : 'error' }, seconds),
+      onHedge: (shard) => this.hedges.inc({ shard: String(shard), result: 'sent' }),
+      onHedgeWon: (shard) => this.hedges.inc({ shard: String(shard), result: 'won' }),
+      onReplicaEjected: (shard, url) => this.replicaTransitions.inc({ shard: String(shard), replica: url, to: 'ejected' }),
+      onReplicaRestored: (shard, url) => this.replicaTransitions.inc({ shard: String(shard), replica: url, to: 'restored' }),
     };
   }
 }

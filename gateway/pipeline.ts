@@ -8,7 +8,7 @@
 import { compileFilter } from '../shards/filter.js';
 import { DEFAULT_NAMESPACE } from '../shards/protocol.js';
 import type { EmbeddingBatcher } from '../embedder/batcher.js';
-import type { Scatter } from '../retriever/scatter.js';
+import { coverageError, type Scatter } from '../retriever/scatter.js';
 import { SingleFlight } from './cache/single-flight.js';
 import { cacheKey, normalizeQuery, vectorKey } from './cache/keys.js';
 import type { CacheControl, CacheStatus, CachedRetrieval, Caches } from './caches.js';
@@ -30,6 +30,10 @@ export interface SearchInput {
   includeText: boolean;
   includeMetadata: boolean;
   cache?: CacheControl | undefined;
+  /** Time budget in ms from now; past it the search fails with 504 or (by default) answers without the late shards. */
+  deadlineMs?: number | undefined;
+  /** 503 rather than an answer that lacks a shard. */
+  requireComplete?: boolean | undefined;
 }
 
 export interface SearchOutput {
@@ -80,8 +84,16 @@ export class SearchPipeline {
     });
   }
 
-  async search(input: SearchInput, signal?: AbortSignal): Promise<SearchOutput> {
+  async search(input: SearchInput, callerSignal?: AbortSignal): Promise<SearchOutput> {
     const started = performance.now();
+    const deadline = input.deadlineMs === undefined ? undefined : Date.now() + input.deadlineMs;
+    // The budget covers the whole search (queueing for the embedder included), not only the shard calls.
+    const signal =
+      input.deadlineMs === undefined
+        ? callerSignal
+        : callerSignal === undefined
+          ? AbortSignal.timeout(input.deadlineMs)
+          : AbortSignal.any([callerSignal, AbortSignal.timeout(input.deadlineMs)]);
     // Compiling here (not only on the shards) turns a bad filter into a 400 before any
     // embedding or network work is spent on it.
     if (input.filter !== undefined) compileFilter(input.filter);
@@ -90,7 +102,7 @@ export class SearchPipeline {
     const epochs = this.#caches?.epochs;
 
     if (layer === undefined || epochs === undefined || mode === 'bypass') {
-      const computed = await this.#compute(input, signal);
+      const computed = await this.#compute(input, signal, deadline);
       this.#caches?.epochs.observe(computed.epochs);
       return this.#output(computed, layer === undefined ? 'miss' : 'bypass', started);
     }
@@ -100,7 +112,10 @@ export class SearchPipeline {
       const hit = layer.get(key, epochs.current());
       if (hit !== undefined) return this.#output({ ...hit, epochs: [...epochs.current()], embedMs: 0, searchMs: 0 }, 'hit', started);
     }
-    const { value, shared } = await this.#flights.run(key, (flightSignal) => this.#compute(input, flightSignal), signal);
+    const { value, shared } = await this.#flights.run(key, (flightSignal) => this.#compute(input, flightSignal, deadline), signal);
+    // A follower that insists on completeness may have joined a leader that did not.
+    const incomplete = input.requireComplete === true ? coverageError(value.coverage) : undefined;
+    if (incomplete !== undefined) throw incomplete;
     if (!shared) {
       epochs.observe(value.epochs);
       // A partial answer is not the corpus's answer: never remember it.
@@ -130,7 +145,7 @@ export class SearchPipeline {
     return value;
   }
 
-  async #compute(input: SearchInput, signal: AbortSignal | undefined): Promise<Computed> {
+  async #compute(input: SearchInput, signal: AbortSignal | undefined, deadline: number | undefined): Promise<Computed> {
     const started = performance.now();
     const namespace = input.namespace ?? DEFAULT_NAMESPACE;
     const vector =
@@ -147,6 +162,8 @@ export class SearchPipeline {
         namespace,
         ...(input.filter !== undefined ? { filter: input.filter } : {}),
         ...(input.ef !== undefined ? { ef: input.ef } : {}),
+        ...(deadline !== undefined ? { deadline } : {}),
+        ...(input.requireComplete === true ? { requireComplete: true } : {}),
         includeText: input.includeText,
         includeMetadata: input.includeMetadata,
       },

@@ -24,6 +24,18 @@ export async function startGateway(config: Config, dependencies: AppDependencies
 }
 
 /**
+ * Graceful stop: stop admitting requests (503 + Connection: close), let in-flight requests
+ * and streams finish for up to `graceMs`, then close the app (pools, batcher, caches) and
+ * any connection still open.
+ */
+export async function closeGracefully(app: FastifyInstance, graceMs: number): Promise<void> {
+  const { drained, remaining } = await app.lifecycle.drain(graceMs);
+  if (!drained) app.log.warn({ remaining }, `grace period of ${graceMs} ms over; closing ${remaining} requests still in flight`);
+  app.server.closeAllConnections();
+  await app.close();
+}
+
+/**
  * Runs `shutdown` once on the first SIGINT or SIGTERM; a second signal exits at once, for
  * an operator who does not want to wait for a graceful stop.
  */

@@ -5,10 +5,12 @@
 // a shard's own 4xx envelope comes back as the same RagwayError code (the caller's mistake,
 // retrying elsewhere would fail the same way); anything that says "this shard cannot answer
 // now" — refused/reset connections, timeouts, 5xx — becomes RAGWAY_ERR_SHARD_UNAVAILABLE
-// naming the shard and the cause; an abort by the caller stays the caller's abort.
+// naming the shard and the cause; an abort by the caller stays the caller's abort, and a
+// missed deadline is RAGWAY_ERR_DEADLINE_EXCEEDED (the request's budget, not the shard's fault).
 import { Pool, type Dispatcher } from 'undici';
 import { abortError, createError, errorFromEnvelope, isRagwayError, throwIfAborted, type RagwayError } from '../gateway/errors.js';
 import {
+  DEADLINE_HEADER,
   PROTOCOL_HEADER,
   PROTOCOL_VERSION,
   SHARD_PATHS,
@@ -21,7 +23,7 @@ import {
   type UpsertRequest,
   type UpsertResponse,
 } from '../shards/protocol.js';
-import type { ShardClient } from './shard-client.js';
+import type { ShardCallOptions, ShardClient } from './shard-client.js';
 
 export { checkShard } from './check-shard.js';
 
@@ -68,24 +70,29 @@ export class HttpShardClient implements ShardClient {
     });
   }
 
-  search(request: SearchRequest, signal?: AbortSignal): Promise<SearchResponse> {
-    return this.call<SearchResponse>('POST', SHARD_PATHS.search, request, signal);
+  search(request: SearchRequest, signal?: AbortSignal, options?: ShardCallOptions): Promise<SearchResponse> {
+    return this.call<SearchResponse>('POST', SHARD_PATHS.search, request, signal, options);
   }
 
-  upsert(request: UpsertRequest, signal?: AbortSignal): Promise<UpsertResponse> {
-    return this.call<UpsertResponse>('POST', SHARD_PATHS.upsert, request, signal);
+  upsert(request: UpsertRequest, signal?: AbortSignal, options?: ShardCallOptions): Promise<UpsertResponse> {
+    return this.call<UpsertResponse>('POST', SHARD_PATHS.upsert, request, signal, options);
   }
 
-  delete(request: DeleteRequest, signal?: AbortSignal): Promise<DeleteResponse> {
-    return this.call<DeleteResponse>('POST', SHARD_PATHS.delete, request, signal);
+  delete(request: DeleteRequest, signal?: AbortSignal, options?: ShardCallOptions): Promise<DeleteResponse> {
+    return this.call<DeleteResponse>('POST', SHARD_PATHS.delete, request, signal, options);
   }
 
-  async getDocument(namespace: string, documentId: string, signal?: AbortSignal): Promise<DocumentResponse | undefined> {
+  async getDocument(
+    namespace: string,
+    documentId: string,
+    signal?: AbortSignal,
+    options?: ShardCallOptions,
+  ): Promise<DocumentResponse | undefined> {
     const path = SHARD_PATHS.document
       .replace(':namespace', encodeURIComponent(namespace))
       .replace(':document_id', encodeURIComponent(documentId));
     try {
-      return await this.call<DocumentResponse>('GET', path, undefined, signal);
+      return await this.call<DocumentResponse>('GET', path, undefined, signal, options);
     } catch (err) {
       if (isRagwayError(err) && (err.code === 'RAGWAY_ERR_NOT_FOUND' || err.code === 'RAGWAY_ERR_NAMESPACE_NOT_FOUND')) {
         return undefined;
@@ -94,18 +101,73 @@ export class HttpShardClient implements ShardClient {
     }
   }
 
-  stats(signal?: AbortSignal): Promise<StatsResponse> {
-    return this.call<StatsResponse>('GET', SHARD_PATHS.stats, undefined, signal);
+  stats(signal?: AbortSignal, options?: ShardCallOptions): Promise<StatsResponse> {
+    return this.call<StatsResponse>('GET', SHARD_PATHS.stats, undefined, signal, options);
+  }
+
+  /**
+   * GET /readyz: true on 200, false when the shard answers 503 (loading, catching up, shutting
+   * down); a shard that cannot be reached rejects as any other call does.
+   */
+  async ready(signal?: AbortSignal): Promise<boolean> {
+    throwIfAborted(signal);
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await this.pool.request({
+        method: 'GET',
+        path: this.basePath + SHARD_PATHS.ready,
+        headers: { accept: 'application/json', [PROTOCOL_HEADER]: PROTOCOL_VALUE },
+        signal: signal ?? null,
+        headersTimeout: this.requestTimeoutMs,
+        bodyTimeout: this.requestTimeoutMs,
+      });
+      await response.body.text();
+    } catch (err) {
+      throw this.transportError(err, signal);
+    }
+    if (response.statusCode === 200) return true;
+    if (response.statusCode === 503) return false;
+    throw createError('RAGWAY_ERR_SHARD_UNAVAILABLE', `${this.name} answered GET ${SHARD_PATHS.ready} with HTTP ${response.statusCode}`);
   }
 
   async close(): Promise<void> {
     await this.pool.close();
   }
 
-  private async call<T>(method: 'GET' | 'POST', path: string, body: unknown, signal: AbortSignal | undefined): Promise<T> {
+  private async call<T>(
+    method: 'GET' | 'POST',
+    path: string,
+    body: unknown,
+    signal: AbortSignal | undefined,
+    options: ShardCallOptions | undefined,
+  ): Promise<T> {
     throwIfAborted(signal);
     const headers: Record<string, string> = { accept: 'application/json', [PROTOCOL_HEADER]: PROTOCOL_VALUE };
     if (body !== undefined) headers['content-type'] = 'application/json';
+
+    // A deadline becomes its own abort: the request stops at the deadline even when the
+    // connection is healthy and the shard merely slow, and the shard learns how long we wait.
+    let requestSignal = signal;
+    let deadlineTimer: NodeJS.Timeout | undefined;
+    let forward: (() => void) | undefined;
+    if (options?.deadline !== undefined) {
+      const remainingMs = Math.floor(options.deadline - Date.now());
+      if (remainingMs <= 0) {
+        throw createError('RAGWAY_ERR_DEADLINE_EXCEEDED', `${this.name}: the deadline passed before the request was sent`);
+      }
+      headers[DEADLINE_HEADER] = String(remainingMs);
+      const controller = new AbortController();
+      forward = (): void => controller.abort(signal?.reason);
+      signal?.addEventListener('abort', forward, { once: true });
+      deadlineTimer = setTimeout(
+        () =>
+          controller.abort(
+            createError('RAGWAY_ERR_DEADLINE_EXCEEDED', `${this.name} did not answer ${method} ${path} within the ${remainingMs} ms left before the deadline`),
+          ),
+        remainingMs,
+      );
+      requestSignal = controller.signal;
+    }
 
     let response: Dispatcher.ResponseData;
     let text: string;
@@ -115,13 +177,16 @@ export class HttpShardClient implements ShardClient {
         path: this.basePath + path,
         headers,
         body: body === undefined ? null : JSON.stringify(body),
-        signal: signal ?? null,
+        signal: requestSignal ?? null,
         headersTimeout: this.requestTimeoutMs,
         bodyTimeout: this.requestTimeoutMs,
       });
       text = await response.body.text();
     } catch (err) {
-      throw this.transportError(err, signal);
+      throw this.transportError(err, requestSignal);
+    } finally {
+      clearTimeout(deadlineTimer);
+      if (forward !== undefined) signal?.removeEventListener('abort', forward);
     }
     return this.interpret<T>(method, path, response, text);
   }

@@ -1,7 +1,7 @@
 // ShardClient over a ShardStore living in this process: unit tests (and a single-process
 // deployment) run the exact shard logic without sockets. The store is synchronous; the
 // promise wrapper gives callers the same shape, errors included, as HttpShardClient.
-import { throwIfAborted } from '../gateway/errors.js';
+import { createError, throwIfAborted } from '../gateway/errors.js';
 import type {
   DeleteRequest,
   DeleteResponse,
@@ -13,7 +13,7 @@ import type {
   UpsertResponse,
 } from '../shards/protocol.js';
 import type { ShardStore } from '../shards/shard-store.js';
-import type { ShardClient } from './shard-client.js';
+import type { ShardCallOptions, ShardClient } from './shard-client.js';
 
 export interface InProcessShardClientOptions {
   /** Short label used in errors and metrics, e.g. "shard-1". Default "shard". */
@@ -32,30 +32,43 @@ export class InProcessShardClient implements ShardClient {
   }
 
   // Each method is async so that a store's synchronous throw becomes a rejection, as a remote
-  // shard's error would; a signal aborted before the call means the work is not done at all.
-  async search(request: SearchRequest, signal?: AbortSignal): Promise<SearchResponse> {
-    throwIfAborted(signal);
+  // shard's error would; a signal aborted (or a deadline passed) before the call means the work
+  // is not done at all. Once started, a synchronous store call cannot be interrupted anyway.
+  async search(request: SearchRequest, signal?: AbortSignal, options?: ShardCallOptions): Promise<SearchResponse> {
+    this.admit(signal, options);
     return this.store.search(request);
   }
 
-  async upsert(request: UpsertRequest, signal?: AbortSignal): Promise<UpsertResponse> {
-    throwIfAborted(signal);
+  async upsert(request: UpsertRequest, signal?: AbortSignal, options?: ShardCallOptions): Promise<UpsertResponse> {
+    this.admit(signal, options);
     return this.store.upsert(request);
   }
 
-  async delete(request: DeleteRequest, signal?: AbortSignal): Promise<DeleteResponse> {
-    throwIfAborted(signal);
+  async delete(request: DeleteRequest, signal?: AbortSignal, options?: ShardCallOptions): Promise<DeleteResponse> {
+    this.admit(signal, options);
     return this.store.delete(request);
   }
 
-  async getDocument(namespace: string, documentId: string, signal?: AbortSignal): Promise<DocumentResponse | undefined> {
-    throwIfAborted(signal);
+  async getDocument(
+    namespace: string,
+    documentId: string,
+    signal?: AbortSignal,
+    options?: ShardCallOptions,
+  ): Promise<DocumentResponse | undefined> {
+    this.admit(signal, options);
     return this.store.getDocument(namespace, documentId);
   }
 
-  async stats(signal?: AbortSignal): Promise<StatsResponse> {
-    throwIfAborted(signal);
+  async stats(signal?: AbortSignal, options?: ShardCallOptions): Promise<StatsResponse> {
+    this.admit(signal, options);
     return this.store.stats();
+  }
+
+  private admit(signal: AbortSignal | undefined, options: ShardCallOptions | undefined): void {
+    throwIfAborted(signal);
+    if (options?.deadline !== undefined && Date.now() >= options.deadline) {
+      throw createError('RAGWAY_ERR_DEADLINE_EXCEEDED', `${this.name}: the deadline passed before the call started`);
+    }
   }
 
   async close(): Promise<void> {

@@ -6,13 +6,27 @@
 // A caller that aborts is released at once; the shared request carries on for the others.
 // A 4xx for a multi-query batch (one bad query poisons a shared request) is retried query
 // by query, so one caller's mistake never fails its neighbours.
-import { abortError, isRagwayError, throwIfAborted } from '../gateway/errors.js';
+//
+// Callers that require a complete answer share batches with those that accept a partial one:
+// the batch is sent allowing partial answers (unless every caller in it requires complete ones,
+// which keeps the fail-fast abort), and each caller that required completeness turns a partial
+// result into its own 503/504. Splitting batches by that flag would halve batching for nothing:
+// the shard requests are the same either way.
+//
+// Deadlines: a batch runs to the earliest deadline among its callers, so nobody waits past
+// their own. Callers coalesced in one event-loop turn almost always share the configured budget
+// (their deadlines differ by the microseconds between arrivals), so a later caller loses at most
+// that difference; one with a much longer budget may see a shard reported missing a little early
+// rather than have the early caller wait past its deadline.
+import { abortError, createError, isRagwayError, throwIfAborted } from '../gateway/errors.js';
 import type { IncludeOptions, Scatter, ScatterQuery, ScatterSearchResult, SearchOptions } from './scatter.js';
-import { MAX_QUERIES_PER_REQUEST } from './scatter.js';
+import { MAX_QUERIES_PER_REQUEST, coverageError } from './scatter.js';
 
 interface Pending {
   query: ScatterQuery;
   signal: AbortSignal | undefined;
+  deadline: number | undefined;
+  requireComplete: boolean;
   resolve: (result: ScatterSearchResult) => void;
   reject: (err: unknown) => void;
   settled: boolean;
@@ -42,7 +56,7 @@ export class SearchCoalescer {
 
   search(vector: Float32Array, options: SearchOptions, signal?: AbortSignal): Promise<ScatterSearchResult> {
     throwIfAborted(signal);
-    const { k, namespace, filter, ef, ...include } = options;
+    const { k, namespace, filter, ef, deadline, requireComplete, ...include } = options;
     const query: ScatterQuery = { vector, k, namespace };
     if (filter !== undefined) query.filter = filter;
     if (ef !== undefined) query.ef = ef;
@@ -57,6 +71,8 @@ export class SearchCoalescer {
       const pending: Pending = {
         query,
         signal,
+        deadline,
+        requireComplete: requireComplete === true,
         resolve: (result) => {
           if (pending.settled) return;
           pending.settled = true;
@@ -95,7 +111,15 @@ export class SearchCoalescer {
     }
   }
 
-  async #send(batch: Pending[], include: IncludeOptions): Promise<void> {
+  async #send(entries: Pending[], include: IncludeOptions): Promise<void> {
+    // A caller whose deadline passed while queued fails alone; it must not shorten the batch's.
+    const now = Date.now();
+    const batch = entries.filter((entry) => {
+      if (entry.deadline === undefined || entry.deadline > now) return true;
+      entry.reject(createError('RAGWAY_ERR_DEADLINE_EXCEEDED', 'search: the deadline passed before any shard was asked'));
+      return false;
+    });
+    if (batch.length === 0) return;
     this.#onBatch?.(batch.length);
     // The shared request is cancelled only when every caller in it has gone.
     const controller = new AbortController();
@@ -105,13 +129,26 @@ export class SearchCoalescer {
       if (waiting === 0) controller.abort(abortError(batch[0]?.signal ?? controller.signal));
     };
     for (const entry of batch) entry.signal?.addEventListener('abort', onCallerAbort, { once: true });
+    let deadline: number | undefined;
+    for (const entry of batch) {
+      if (entry.deadline !== undefined) deadline = deadline === undefined ? entry.deadline : Math.min(deadline, entry.deadline);
+    }
     try {
       const result = await this.#scatter.searchBatch(
         batch.map((entry) => entry.query),
-        include,
+        {
+          ...include,
+          ...(deadline !== undefined ? { deadline } : {}),
+          requireComplete: batch.every((entry) => entry.requireComplete),
+        },
         controller.signal,
       );
+      const incomplete = coverageError(result.coverage);
       batch.forEach((entry, index) => {
+        if (entry.requireComplete && incomplete !== undefined) {
+          entry.reject(incomplete);
+          return;
+        }
         const hits = result.results[index] ?? { hits: [], namespaceFound: false };
         entry.resolve({ ...hits, coverage: result.coverage, epochs: result.epochs, tookMs: result.tookMs });
       });

@@ -13,14 +13,38 @@ import type {
   UpsertResponse,
 } from '../shards/protocol.js';
 
+/**
+ * Per-call settings beyond the abort signal. Optional everywhere, so implementations written
+ * before deadlines existed still satisfy the interface (they simply ignore it).
+ */
+export interface ShardCallOptions {
+  /**
+   * Absolute deadline (a `Date.now()` timestamp in ms). The client sends the time left to the
+   * shard (DEADLINE_HEADER) so it can drop work nobody will wait for, and gives up at the
+   * deadline with RAGWAY_ERR_DEADLINE_EXCEEDED instead of waiting past it.
+   */
+  deadline?: number;
+}
+
 export interface ShardClient {
   /** Human-readable, used in errors and metrics labels: e.g. "shard-1 (http://127.0.0.1:7001)". */
   readonly name: string;
-  search(request: SearchRequest, signal?: AbortSignal): Promise<SearchResponse>;
-  upsert(request: UpsertRequest, signal?: AbortSignal): Promise<UpsertResponse>;
-  delete(request: DeleteRequest, signal?: AbortSignal): Promise<DeleteResponse>;
+  search(request: SearchRequest, signal?: AbortSignal, options?: ShardCallOptions): Promise<SearchResponse>;
+  upsert(request: UpsertRequest, signal?: AbortSignal, options?: ShardCallOptions): Promise<UpsertResponse>;
+  delete(request: DeleteRequest, signal?: AbortSignal, options?: ShardCallOptions): Promise<DeleteResponse>;
   /** Resolves undefined when the shard holds no chunk of that document. */
-  getDocument(namespace: string, documentId: string, signal?: AbortSignal): Promise<DocumentResponse | undefined>;
-  stats(signal?: AbortSignal): Promise<StatsResponse>;
+  getDocument(
+    namespace: string,
+    documentId: string,
+    signal?: AbortSignal,
+    options?: ShardCallOptions,
+  ): Promise<DocumentResponse | undefined>;
+  stats(signal?: AbortSignal, options?: ShardCallOptions): Promise<StatsResponse>;
+  /**
+   * Readiness probe (a shard's GET /readyz): true when it serves reads, false when it answers
+   * but says it is not ready (shutting down, loading); rejects when it cannot be reached.
+   * Optional: replica sets fall back to `stats().state` for clients without it.
+   */
+  ready?(signal?: AbortSignal): Promise<boolean>;
   close(): Promise<void>;
 }

@@ -1,16 +1,42 @@
 // One shard's vectors and chunks: an hnswlib HNSW graph for approximate search plus the
 // bookkeeping hnswlib lacks — string chunk ids, documents, namespaces, metadata, a label
-// free list — and snapshots on disk. It is synchronous on purpose: every mutation finishes
-// within one event-loop turn, so the native index is never touched concurrently.
+// free list — made durable by a write-ahead log (shards/wal.ts) and periodic snapshots
+// (shards/snapshot.ts). It is synchronous on purpose: every mutation finishes within one
+// event-loop turn, so the native index is never touched concurrently.
+//
+// Durability: a write is applied in memory, gets the next seq and is appended to the log
+// in the same turn; `durable()` resolves once the log has it on disk, and the HTTP handler
+// acknowledges only then. A crash before that loses at most unacknowledged writes; opening
+// loads the newest snapshot and replays the log records after the snapshot's seq.
+//
+// Convergence of replicas: every write carries a version (protocol.ts `Version`; a write
+// without one gets a fresh version above everything held). Each chunk keeps the version of
+// the write that last set it, and each document keeps a floor: the version of its newest
+// replace or delete. A chunk write at v applies when v ≥ the document's floor and v > the
+// chunk's version; a replace or delete at v raises the floor to v and removes the
+// document's chunks older than v. These rules commute, so replicas that receive the same
+// writes in any order, any number of times, end up identical, and replaying a write is a
+// no-op. A deleted document keeps its floor as a tombstone (in snapshots and exports) so
+// an older upsert that arrives late stays deleted; tombstones older than
+// `tombstoneRetentionMs` (default 7 days) are pruned at snapshot time, after which a write
+// delayed by longer than that could resurrect a document — the usual bound of LWW stores.
+import { join } from 'node:path';
 import hnswlib from 'hnswlib-node';
-import { createError } from '../gateway/errors.js';
+import { abortError, createError } from '../gateway/errors.js';
 import { compileFilter, type Metadata, type MetadataPredicate } from './filter.js';
 import {
+  EXPORT_FORMAT,
   PROTOCOL_VERSION,
   decodeVector,
+  encodeVector,
+  type Change,
+  type ChangesResponse,
   type DeleteRequest,
   type DeleteResponse,
   type DocumentResponse,
+  type ExportDocument,
+  type ExportEnd,
+  type ExportHeader,
   type QueryResult,
   type SearchRequest,
   type SearchResponse,
@@ -21,11 +47,29 @@ import {
   type UpsertRequest,
   type UpsertResponse,
 } from './protocol.js';
-import type { ShardStore } from './shard-store.js';
-import { currentSnapshotName, loadSnapshot, removeStale, writeSnapshot, type ChunkLine } from './snapshot.js';
+import type { SearchOptions, ShardStore } from './shard-store.js';
+import { currentSnapshotName, loadSnapshot, removeStale, writeSnapshot, type ChunkLine, type FloorLine } from './snapshot.js';
+import { WriteAheadLog, type WalOp, type WalRecord, type WalStats } from './wal.js';
 
 const { HierarchicalNSW } = hnswlib;
 type HnswIndex = InstanceType<typeof HierarchicalNSW>;
+
+export type ReplicaState = StatsResponse['state'];
+
+export interface WalSettings {
+  /** Share one fsync among the appends that arrive while one is in flight (default true). */
+  groupCommit?: boolean;
+  /** Segment file size before the log starts a new one (default 16 MiB). */
+  segmentBytes?: number;
+  /**
+   * Records kept after a snapshot for peers catching up through /v1/changes (default 100k);
+   * a peer further behind copies /v1/export instead. Records newer than the snapshot are
+   * always kept. Retention works in whole segments, so slightly more may stay.
+   */
+  retainRecords?: number;
+  /** Caps that retention by size (default 256 MiB), so huge upserts cannot fill the disk. */
+  retainBytes?: number;
+}
 
 export interface IndexStoreOptions {
   dataDir: string;
@@ -43,10 +87,23 @@ export interface IndexStoreOptions {
    * makes HNSW wander the whole graph or miss matches. 0 always searches the graph (tests).
    */
   bruteForceThreshold?: number;
-  /** Snapshot this long after the first unsaved write; 0 disables (call save()/close()). */
+  /**
+   * Snapshot this long after the first write since the last snapshot (default 60 s); 0
+   * disables timed snapshots. Writes are durable in the log either way: snapshots only
+   * bound the log replay at start and let the log be truncated.
+   */
+  snapshotIntervalMs?: number;
+  /** The name before the write-ahead log existed; same meaning as snapshotIntervalMs. */
   autoSaveMs?: number;
-  /** Where auto-save failures go (the store keeps its data and retries on the next write). */
-  onAutoSaveError?: (err: unknown) => void;
+  /** Also snapshot once this many writes were logged since the last one (default 20k; 0: never). */
+  snapshotEveryWrites?: number;
+  wal?: WalSettings;
+  /** Tombstones of deleted documents older than this are pruned at snapshot time (default 7 days; 0 keeps them forever). */
+  tombstoneRetentionMs?: number;
+  /** Where failures of background snapshots go (the store keeps its data; the log still has every write). */
+  onBackgroundError?: (err: unknown) => void;
+  /** Recoveries worth a log line, such as a torn log tail cut off after a crash. */
+  onWarning?: (message: string) => void;
 }
 
 const DEFAULTS = {
@@ -55,8 +112,16 @@ const DEFAULTS = {
   efSearch: 64,
   initialCapacity: 1024,
   bruteForceThreshold: 512,
-  autoSaveMs: 1000,
+  snapshotIntervalMs: 60_000,
+  snapshotEveryWrites: 20_000,
+  retainRecords: 100_000,
+  retainBytes: 256 * 1024 * 1024,
+  tombstoneRetentionMs: 7 * 24 * 3600 * 1000,
 } as const;
+
+/** protocol.ts `Version`: wall-clock milliseconds × 1024 plus a counter. */
+const VERSION_TICKS_PER_MS = 1024;
+const WAL_DIR = 'wal';
 
 /** Filter selectivity is estimated from this many evenly spaced namespace members. */
 const SELECTIVITY_SAMPLE = 512;
@@ -68,6 +133,8 @@ interface ChunkRecord {
   readonly namespace: NamespaceState;
   text: string;
   metadata: Metadata;
+  /** Version of the write that last set this chunk. */
+  version: number;
   /** Position in namespace.labels, kept so removal is an O(1) swap. */
   slot: number;
 }
@@ -103,6 +170,19 @@ interface Scored {
   score: number;
 }
 
+interface Floor {
+  version: number;
+  /** When this store set it (ms since the epoch): tombstones are pruned by this age. */
+  at: number;
+}
+
+interface ApplyOutcome {
+  upserted: number;
+  removed: number;
+  /** Anything changed, floors included: the write must be logged. */
+  changed: boolean;
+}
+
 export class IndexStore implements ShardStore {
   readonly dim: number;
   readonly space: Space;
@@ -111,8 +191,12 @@ export class IndexStore implements ShardStore {
   private readonly efConstruction: number;
   private readonly efSearch: number;
   private readonly bruteForceThreshold: number;
-  private readonly autoSaveMs: number;
-  private readonly onAutoSaveError: (err: unknown) => void;
+  private readonly snapshotIntervalMs: number;
+  private readonly snapshotEveryWrites: number;
+  private readonly walSettings: Required<WalSettings>;
+  private readonly tombstoneRetentionMs: number;
+  private readonly onBackgroundError: (err: unknown) => void;
+  private readonly onWarning: (message: string) => void;
 
   private readonly index: HnswIndex;
   private capacity: number;
@@ -120,14 +204,25 @@ export class IndexStore implements ShardStore {
   private vectors: Float32Array;
   private readonly records: (ChunkRecord | undefined)[] = [];
   private readonly namespaces = new Map<string, NamespaceState>();
+  /** namespace → document id → floor (kept when the document has no chunk: a tombstone). */
+  private readonly floors = new Map<string, Map<string, Floor>>();
   private readonly freeLabels: number[] = [];
   private nextLabel = 0;
   private liveCount = 0;
   private epoch = 0;
+  /** Seq of the last write applied (and logged): the replica's high-water mark. */
+  private seq = 0;
+  private maxVersion = 0;
+  private replicaState: ReplicaState = 'ready';
+  /** Assigned by open() right after construction (the log replays into the built store). */
+  private wal!: WriteAheadLog;
 
   private dirty = false;
   private closed = false;
-  private saveTimer: NodeJS.Timeout | undefined;
+  private writesSinceSnapshot = 0;
+  private snapshotTimer: NodeJS.Timeout | undefined;
+  /** The pending timer is the "snapshot now" one (write count reached), not the interval one. */
+  private snapshotSoon = false;
 
   private constructor(options: IndexStoreOptions, index: HnswIndex, params: { m: number; efConstruction: number }) {
     this.dim = options.dim;
@@ -137,39 +232,54 @@ export class IndexStore implements ShardStore {
     this.efConstruction = params.efConstruction;
     this.efSearch = options.efSearch ?? DEFAULTS.efSearch;
     this.bruteForceThreshold = options.bruteForceThreshold ?? DEFAULTS.bruteForceThreshold;
-    this.autoSaveMs = options.autoSaveMs ?? DEFAULTS.autoSaveMs;
-    this.onAutoSaveError =
-      options.onAutoSaveError ??
-      ((err) => process.emitWarning(`ragway shard auto-save failed: ${String(err)}`, 'RagwayAutoSaveWarning'));
+    this.snapshotIntervalMs = options.snapshotIntervalMs ?? options.autoSaveMs ?? DEFAULTS.snapshotIntervalMs;
+    this.snapshotEveryWrites = options.snapshotEveryWrites ?? DEFAULTS.snapshotEveryWrites;
+    this.walSettings = {
+      groupCommit: options.wal?.groupCommit ?? true,
+      segmentBytes: options.wal?.segmentBytes ?? 16 * 1024 * 1024,
+      retainRecords: options.wal?.retainRecords ?? DEFAULTS.retainRecords,
+      retainBytes: options.wal?.retainBytes ?? DEFAULTS.retainBytes,
+    };
+    this.tombstoneRetentionMs = options.tombstoneRetentionMs ?? DEFAULTS.tombstoneRetentionMs;
+    this.onBackgroundError =
+      options.onBackgroundError ??
+      ((err) => process.emitWarning(`ragway shard background snapshot failed: ${String(err)}`, 'RagwaySnapshotWarning'));
+    this.onWarning = options.onWarning ?? ((message) => process.emitWarning(message, 'RagwayRecoveryWarning'));
     this.index = index;
     this.capacity = index.getMaxElements();
     this.vectors = new Float32Array(this.capacity * this.dim);
   }
 
-  /** Loads the snapshot in `dataDir` when there is one, else starts an empty index. */
+  /**
+   * Loads the newest snapshot in `dataDir` (any format this build reads) and replays the
+   * write-ahead log after it; an empty dir starts an empty index.
+   */
   static open(options: IndexStoreOptions): IndexStore {
     validateOptions(options);
     const snapshot = loadSnapshot(options.dataDir);
+    let store: IndexStore;
     if (snapshot === undefined) {
       const index = new HierarchicalNSW(options.space, options.dim);
       const m = options.m ?? DEFAULTS.m;
       const efConstruction = options.efConstruction ?? DEFAULTS.efConstruction;
       index.initIndex({ maxElements: options.initialCapacity ?? DEFAULTS.initialCapacity, m, efConstruction });
-      return new IndexStore(options, index, { m, efConstruction });
+      store = new IndexStore(options, index, { m, efConstruction });
+    } else {
+      const { manifest } = snapshot;
+      if (manifest.dim !== options.dim || manifest.space !== options.space) {
+        throw new Error(
+          `${options.dataDir} holds a ${manifest.dim}-dimensional ${manifest.space} index, but this shard was ` +
+            `configured for ${options.dim} dimensions and space ${options.space}; use another data dir or matching settings`,
+        );
+      }
+      const index = new HierarchicalNSW(options.space, options.dim);
+      index.readIndexSync(snapshot.indexPath);
+      // hnswlib reloads an index that holds no elements with capacity 0.
+      if (index.getMaxElements() < manifest.capacity) index.resizeIndex(manifest.capacity);
+      store = new IndexStore(options, index, { m: manifest.m, efConstruction: manifest.ef_construction });
+      store.restore(manifest, snapshot.vectors, snapshot.chunks, snapshot.floors);
     }
-    const { manifest } = snapshot;
-    if (manifest.dim !== options.dim || manifest.space !== options.space) {
-      throw new Error(
-        `${options.dataDir} holds a ${manifest.dim}-dimensional ${manifest.space} index, but this shard was ` +
-          `configured for ${options.dim} dimensions and space ${options.space}; use another data dir or matching settings`,
-      );
-    }
-    const index = new HierarchicalNSW(options.space, options.dim);
-    index.readIndexSync(snapshot.indexPath);
-    // hnswlib reloads an index that holds no elements with capacity 0.
-    if (index.getMaxElements() < manifest.capacity) index.resizeIndex(manifest.capacity);
-    const store = new IndexStore(options, index, { m: manifest.m, efConstruction: manifest.ef_construction });
-    store.restore(manifest.epoch, manifest.next_label, manifest.free_labels, snapshot.vectors, snapshot.chunks);
+    store.openLog();
     const current = currentSnapshotName(options.dataDir);
     if (current !== undefined) removeStale(options.dataDir, current);
     return store;
@@ -178,41 +288,42 @@ export class IndexStore implements ShardStore {
   // ---------------------------------------------------------------- writes
 
   upsert(request: UpsertRequest): UpsertResponse {
-    this.assertOpen();
+    this.assertWritable();
     const prepared = this.prepareChunks(request);
-    this.ensureCapacity(this.countNewChunks(prepared));
-    for (const chunk of prepared) this.upsertChunk(chunk);
-    const removed = request.replace_documents === true ? this.removeUnlisted(prepared) : 0;
-    this.epoch += 1;
-    this.markDirty();
-    return { upserted: prepared.length, removed, epoch: this.epoch };
+    const version = request.version ?? this.nextLocalVersion();
+    const outcome = this.applyUpsert(prepared, version, request.replace_documents === true);
+    // Logged with its version, so a replay or a peer applying it decides exactly the same.
+    if (outcome.changed) this.log('upsert', request.version === undefined ? { ...request, version } : request);
+    return { upserted: outcome.upserted, removed: outcome.removed, epoch: this.epoch };
   }
 
   delete(request: DeleteRequest): DeleteResponse {
-    this.assertOpen();
-    const namespace = this.namespaces.get(request.namespace);
-    let documentsDeleted = 0;
-    let chunksDeleted = 0;
-    for (const documentId of new Set(request.document_ids)) {
-      const chunks = namespace?.documents.get(documentId);
-      if (chunks === undefined) continue;
-      documentsDeleted += 1;
-      for (const record of [...chunks.values()]) {
-        this.removeChunk(record);
-        chunksDeleted += 1;
-      }
+    this.assertWritable();
+    const version = request.version ?? this.nextLocalVersion();
+    const outcome = this.applyDelete(request.namespace, request.document_ids, version);
+    if (outcome.changed) this.log('delete', request.version === undefined ? { ...request, version } : request);
+    return { documents_deleted: outcome.documentsDeleted, chunks_deleted: outcome.chunksDeleted, epoch: this.epoch };
+  }
+
+  /**
+   * Resolves once every write applied so far is on disk: a handler awaits it before
+   * acknowledging. A write that changed nothing still waits, because the state that made it
+   * a no-op may itself not be on disk yet.
+   */
+  async durable(): Promise<void> {
+    try {
+      await this.wal.sync();
+    } catch (err) {
+      throw this.walFailure(err);
     }
-    if (chunksDeleted > 0) {
-      this.epoch += 1;
-      this.markDirty();
-    }
-    return { documents_deleted: documentsDeleted, chunks_deleted: chunksDeleted, epoch: this.epoch };
   }
 
   // ---------------------------------------------------------------- reads
 
-  search(request: SearchRequest): SearchResponse {
+  search(request: SearchRequest, options: SearchOptions = {}): SearchResponse {
     const started = performance.now();
+    const { deadline, signal } = options;
+    checkBudget(deadline, signal);
     // Validate the whole batch first so a bad query 7 does not waste queries 0-6's work.
     const queries = request.queries.map((query, i) => this.prepareQuery(query, i));
     const includeText = request.include_text !== false;
@@ -220,6 +331,8 @@ export class IndexStore implements ShardStore {
     this.searchRequests += 1;
     this.searchQueries += queries.length;
     const results = queries.map((query): QueryResult => {
+      // A batch can be long: stop as soon as nobody can use the answer any more.
+      checkBudget(deadline, signal);
       const namespace = this.namespaces.get(query.namespace);
       if (namespace === undefined) return { hits: [], namespace_found: false };
       const scored = this.searchNamespace(namespace, query);
@@ -261,6 +374,8 @@ export class IndexStore implements ShardStore {
       rss_bytes: process.memoryUsage().rss,
       search_requests: this.searchRequests,
       search_queries: this.searchQueries,
+      wal_seq: this.seq,
+      state: this.replicaState,
     };
   }
 
@@ -273,11 +388,131 @@ export class IndexStore implements ShardStore {
     return this.epoch;
   }
 
+  /** Seq of the last write applied: the replica's high-water mark. */
+  get walSeq(): number {
+    return this.seq;
+  }
+
+  /** "catching-up" while a restarted replica copies what it missed (set by the server). */
+  get state(): ReplicaState {
+    return this.replicaState;
+  }
+
+  setState(state: ReplicaState): void {
+    this.replicaState = state;
+  }
+
+  /** Why the store refuses writes, when it does (closed, or its log failed). */
+  get unavailableReason(): string | undefined {
+    if (this.closed) return 'the shard store is closed';
+    const failed = this.wal.failed;
+    return failed === undefined ? undefined : `the write-ahead log failed (${failed.message}); this shard takes no more writes`;
+  }
+
+  walStats(): WalStats & { floor: number; durableSeq: number } {
+    return { ...this.wal.stats(), floor: this.wal.floor, durableSeq: this.wal.durableSeq };
+  }
+
+  // ---------------------------------------------------------------- replication
+
+  /** The change feed (GET /v1/changes): logged writes after `since`, oldest first. */
+  async changesSince(since: number, limit: number): Promise<ChangesResponse> {
+    const highWater = this.seq;
+    const { snapshotRequired, records } = await this.wal.readSince(since, limit);
+    return { high_water: highWater, snapshot_required: snapshotRequired, changes: records.map(toChange) };
+  }
+
+  /**
+   * The export (GET /v1/export) as NDJSON lines, produced lazily: between lines the store
+   * keeps serving writes, and each document is read when its line is made (protocol.ts
+   * describes why that is enough). Documents created after the header come through the
+   * change feed after high_water.
+   */
+  *exportLines(): Generator<string> {
+    const header: ExportHeader = {
+      type: 'header',
+      format: EXPORT_FORMAT,
+      high_water: this.seq,
+      epoch: this.epoch,
+      dim: this.dim,
+      space: this.space,
+    };
+    yield JSON.stringify(header);
+    const keys: [string, string][] = [];
+    for (const [name, namespace] of this.namespaces) {
+      for (const documentId of namespace.documents.keys()) keys.push([name, documentId]);
+    }
+    for (const [name, floors] of this.floors) {
+      const live = this.namespaces.get(name)?.documents;
+      for (const documentId of floors.keys()) if (live?.has(documentId) !== true) keys.push([name, documentId]);
+    }
+    let documents = 0;
+    let chunks = 0;
+    for (const [namespace, documentId] of keys) {
+      const line = this.exportDocument(namespace, documentId);
+      if (line === undefined) continue;
+      documents += 1;
+      chunks += line.chunks.length;
+      yield JSON.stringify(line);
+    }
+    const end: ExportEnd = { type: 'end', documents, chunks };
+    yield JSON.stringify(end);
+  }
+
+  /**
+   * Merges one document of a peer's export, by the same version rules as any write, without
+   * logging it: `completeImport` snapshots the result. Returns whether anything changed.
+   */
+  importDocument(document: ExportDocument): boolean {
+    this.assertWritable();
+    const prepared = document.chunks.map((chunk, i) => ({
+      id: chunk.id,
+      documentId: document.document_id,
+      namespace: document.namespace,
+      text: chunk.text,
+      metadata: chunk.metadata,
+      // Exported vectors are stored ones, already normalized: normalizing again could move the last bit.
+      vector: this.decodeChecked(chunk.vector, `chunks[${i}].vector`, false),
+      version: chunk.version,
+    }));
+    let touched = 0;
+    let floorChanged = false;
+    if (document.version > 0) {
+      this.observeVersion(document.version);
+      floorChanged = this.raiseFloor(document.namespace, document.document_id, document.version);
+      touched += this.removeOlder(document.namespace, document.document_id, document.version);
+    }
+    for (const chunk of prepared) {
+      this.observeVersion(chunk.version);
+      if (!this.accepts(chunk, chunk.version)) continue;
+      this.ensureCapacity(this.countNewChunks([chunk]));
+      this.upsertChunk(chunk, chunk.version);
+      touched += 1;
+    }
+    if (touched > 0) this.epoch += 1;
+    if (touched === 0 && !floorChanged) return false;
+    this.markDirty();
+    return true;
+  }
+
+  /**
+   * Ends an import from a peer whose export started at `highWater`: the store's seq moves up
+   * to it (so the next catch-up asks that peer for what follows), a snapshot makes the
+   * imported state durable, and the feed stops claiming history the import bypassed.
+   */
+  completeImport(highWater: number): void {
+    this.assertWritable();
+    this.seq = Math.max(this.seq, highWater);
+    this.save();
+    this.wal.skipTo(this.seq);
+  }
+
   // ---------------------------------------------------------------- persistence
 
-  /** Writes a snapshot now (atomically: CURRENT moves only once the new one is whole). */
+  /** Writes a snapshot now (atomically: CURRENT moves only once the new one is whole), then trims the log. */
   save(): void {
-    this.clearSaveTimer();
+    this.clearSnapshotTimer();
+    this.pruneTombstones();
     writeSnapshot(this.dataDir, {
       manifest: {
         dim: this.dim,
@@ -289,12 +524,18 @@ export class IndexStore implements ShardStore {
         capacity: this.capacity,
         count: this.liveCount,
         free_labels: [...this.freeLabels],
+        wal_seq: this.seq,
+        max_version: this.maxVersion,
       },
       writeIndex: (path) => this.index.writeIndexSync(path),
       vectors: this.vectors.subarray(0, this.nextLabel * this.dim),
       chunks: this.chunkLines(),
+      floors: this.floorLines(),
     });
     this.dirty = false;
+    this.writesSinceSnapshot = 0;
+    const { retainRecords, retainBytes } = this.walSettings;
+    this.wal.applyRetention(this.seq, retainRecords, retainBytes);
   }
 
   /** Saves only when something changed since the last snapshot. */
@@ -302,34 +543,118 @@ export class IndexStore implements ShardStore {
     if (this.dirty) this.save();
   }
 
-  /** Flushes and stops auto-save; later writes are refused. Idempotent. */
+  /**
+   * Snapshots (when anything changed) and closes the log; later writes are refused.
+   * Synchronous, so callers without an event loop to spare can use it; everything applied is
+   * in the snapshot, so log writes still queued are no longer needed. Idempotent.
+   */
   close(): void {
     if (this.closed) return;
-    this.clearSaveTimer();
-    this.flush();
-    this.closed = true;
+    this.clearSnapshotTimer();
+    let covered = false;
+    try {
+      this.flush();
+      covered = true;
+    } finally {
+      this.closed = true;
+      if (covered) this.wal.closeCovered();
+      else void this.wal.close().catch(() => undefined);
+    }
+  }
+
+  /** Graceful close: lets queued log writes reach the disk (their acks go out), then close(). */
+  async shutdown(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.wal.sync();
+    } catch (err) {
+      this.onBackgroundError(err);
+    }
+    this.close();
+  }
+
+  private openLog(): void {
+    let replayed = 0;
+    this.wal = WriteAheadLog.open(
+      { dir: join(this.dataDir, WAL_DIR), groupCommit: this.walSettings.groupCommit, segmentBytes: this.walSettings.segmentBytes },
+      {
+        afterSeq: this.seq,
+        onRecord: (record) => {
+          this.replay(record);
+          replayed += 1;
+        },
+        onWarning: this.onWarning,
+      },
+    );
+    this.seq = Math.max(this.seq, this.wal.lastSeq);
+    if (replayed > 0) {
+      this.writesSinceSnapshot = replayed;
+      this.markDirty();
+    }
+  }
+
+  private replay(record: WalRecord): void {
+    try {
+      if (record.op === 'upsert') {
+        const request = record.request as UpsertRequest;
+        this.applyUpsert(this.prepareChunks(request), loggedVersion(request.version), request.replace_documents === true);
+      } else {
+        const request = record.request as DeleteRequest;
+        this.applyDelete(request.namespace, request.document_ids, loggedVersion(request.version));
+      }
+    } catch (err) {
+      throw new Error(`write-ahead log record seq ${record.seq} (${record.op}) in ${this.dataDir} does not apply: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    this.seq = record.seq;
+  }
+
+  private log(op: WalOp, request: UpsertRequest | DeleteRequest): void {
+    this.seq += 1;
+    // The log encodes the record now and keeps the promise from rejecting unobserved;
+    // durable() is how callers wait for (and learn about the failure of) the disk write.
+    void this.wal.append({ seq: this.seq, op, request });
+    this.writesSinceSnapshot += 1;
+    this.markDirty();
   }
 
   private markDirty(): void {
     this.dirty = true;
-    // Not re-armed per write: a steady stream of writes must still be saved every autoSaveMs.
-    if (this.autoSaveMs <= 0 || this.saveTimer !== undefined) return;
-    this.saveTimer = setTimeout(() => {
-      this.saveTimer = undefined;
+    if (this.closed) return;
+    if (this.snapshotEveryWrites > 0 && this.writesSinceSnapshot >= this.snapshotEveryWrites) {
+      // Soon, not inside the write: the caller's response should not wait for a snapshot.
+      this.armSnapshot(0);
+      return;
+    }
+    // Not re-armed per write: a steady stream of writes must still be snapshotted every interval.
+    if (this.snapshotIntervalMs > 0 && this.snapshotTimer === undefined) this.armSnapshot(this.snapshotIntervalMs);
+  }
+
+  private armSnapshot(delayMs: number): void {
+    if (this.snapshotTimer !== undefined) {
+      if (delayMs > 0 || this.snapshotSoon) return;
+      clearTimeout(this.snapshotTimer);
+    }
+    this.snapshotSoon = delayMs === 0;
+    this.snapshotTimer = setTimeout(() => {
+      this.snapshotTimer = undefined;
+      this.snapshotSoon = false;
       try {
         this.flush();
       } catch (err) {
-        this.onAutoSaveError(err);
+        this.onBackgroundError(err);
       }
-    }, this.autoSaveMs);
-    // A pending save must not keep a finished process alive; close() flushes explicitly.
-    this.saveTimer.unref();
+    }, delayMs);
+    // A pending snapshot must not keep a finished process alive; close() snapshots explicitly.
+    this.snapshotTimer.unref();
   }
 
-  private clearSaveTimer(): void {
-    if (this.saveTimer === undefined) return;
-    clearTimeout(this.saveTimer);
-    this.saveTimer = undefined;
+  private clearSnapshotTimer(): void {
+    if (this.snapshotTimer === undefined) return;
+    clearTimeout(this.snapshotTimer);
+    this.snapshotTimer = undefined;
+    this.snapshotSoon = false;
   }
 
   /** Document and chunk insertion order survive a round trip because lines follow Map order. */
@@ -337,26 +662,158 @@ export class IndexStore implements ShardStore {
     for (const namespace of this.namespaces.values()) {
       for (const [documentId, chunks] of namespace.documents) {
         for (const record of chunks.values()) {
-          yield [record.label, namespace.name, documentId, record.id, record.text, record.metadata];
+          yield [record.label, namespace.name, documentId, record.id, record.text, record.metadata, record.version];
         }
       }
     }
   }
 
-  private restore(epoch: number, nextLabel: number, freeLabels: number[], vectors: Float32Array, lines: ChunkLine[]): void {
-    this.epoch = epoch;
-    this.nextLabel = nextLabel;
-    this.freeLabels.push(...freeLabels);
+  private *floorLines(): Generator<FloorLine> {
+    for (const [namespace, floors] of this.floors) {
+      for (const [documentId, floor] of floors) yield [namespace, documentId, floor.version, floor.at];
+    }
+  }
+
+  private restore(
+    manifest: { epoch: number; next_label: number; free_labels: number[]; wal_seq: number; max_version: number },
+    vectors: Float32Array,
+    lines: ChunkLine[],
+    floors: FloorLine[],
+  ): void {
+    this.epoch = manifest.epoch;
+    this.nextLabel = manifest.next_label;
+    this.seq = manifest.wal_seq;
+    this.maxVersion = manifest.max_version;
+    this.freeLabels.push(...manifest.free_labels);
     this.vectors.set(vectors);
-    for (const [label, namespace, documentId, id, text, metadata] of lines) {
-      this.attachRecord(label, { id, documentId, namespace, text, metadata });
+    // A format-1 snapshot has no versions: its chunks count as version 0, older than any write.
+    for (const [label, namespace, documentId, id, text, metadata, version = 0] of lines) {
+      this.attachRecord(label, { id, documentId, namespace, text, metadata }, version);
+      this.observeVersion(version);
+    }
+    for (const [namespace, documentId, version, at] of floors) {
+      this.raiseFloor(namespace, documentId, version, at);
+      this.observeVersion(version);
+    }
+  }
+
+  /**
+   * Drops floors of documents without chunks (tombstones) set longer ago than the retention.
+   * Age is local time since the floor was set, not the version: versions need not be clocks.
+   */
+  private pruneTombstones(): void {
+    if (this.tombstoneRetentionMs <= 0) return;
+    const horizon = Date.now() - this.tombstoneRetentionMs;
+    for (const [name, floors] of this.floors) {
+      const live = this.namespaces.get(name)?.documents;
+      for (const [documentId, floor] of floors) {
+        if (floor.at < horizon && live?.has(documentId) !== true) floors.delete(documentId);
+      }
+      if (floors.size === 0) this.floors.delete(name);
     }
   }
 
   // ---------------------------------------------------------------- write helpers
 
-  private assertOpen(): void {
-    if (this.closed) throw createError('RAGWAY_ERR_NOT_READY', 'the shard store is closed');
+  private assertWritable(): void {
+    const reason = this.unavailableReason;
+    if (reason !== undefined) throw createError('RAGWAY_ERR_NOT_READY', reason);
+  }
+
+  private walFailure(err: unknown): Error {
+    return createError('RAGWAY_ERR_NOT_READY', `the write-ahead log failed (${(err as Error).message}); the write may not be durable`, {
+      cause: err,
+    });
+  }
+
+  /** A version above everything this store holds, from the wall clock when it is ahead (like the gateway's clock). */
+  private nextLocalVersion(): number {
+    const version = Math.max(Date.now() * VERSION_TICKS_PER_MS, this.maxVersion + 1);
+    this.maxVersion = version;
+    return version;
+  }
+
+  private observeVersion(version: number): void {
+    if (version > this.maxVersion) this.maxVersion = version;
+  }
+
+  private floorOf(namespace: string, documentId: string): number {
+    return this.floors.get(namespace)?.get(documentId)?.version ?? 0;
+  }
+
+  private raiseFloor(namespace: string, documentId: string, version: number, at = Date.now()): boolean {
+    if (version <= this.floorOf(namespace, documentId)) return false;
+    let floors = this.floors.get(namespace);
+    if (floors === undefined) {
+      floors = new Map();
+      this.floors.set(namespace, floors);
+    }
+    floors.set(documentId, { version, at });
+    return true;
+  }
+
+  /** Whether a chunk write at `version` wins over what the store holds. */
+  private accepts(chunk: { namespace: string; documentId: string; id: string }, version: number): boolean {
+    if (version < this.floorOf(chunk.namespace, chunk.documentId)) return false;
+    const existing = this.namespaces.get(chunk.namespace)?.chunks.get(chunk.id);
+    return existing === undefined || existing.version < version;
+  }
+
+  private applyUpsert(prepared: PreparedChunk[], version: number, replaceDocuments: boolean): ApplyOutcome {
+    this.observeVersion(version);
+    let removed = 0;
+    let floorsChanged = false;
+    if (replaceDocuments) {
+      // A replace is a delete of the document at this version plus the chunks it carries;
+      // listed chunks are left in place (and overwritten below) so their labels are kept.
+      for (const [namespace, byDocument] of groupByDocument(prepared)) {
+        for (const [documentId, listed] of byDocument) {
+          if (this.raiseFloor(namespace, documentId, version)) floorsChanged = true;
+          removed += this.removeOlder(namespace, documentId, version, listed);
+        }
+      }
+    }
+    const winners = prepared.filter((chunk) => this.accepts(chunk, version));
+    this.ensureCapacity(this.countNewChunks(winners));
+    for (const chunk of winners) this.upsertChunk(chunk, version);
+    const upserted = winners.length;
+    if (upserted + removed > 0) this.epoch += 1;
+    return { upserted, removed, changed: upserted + removed > 0 || floorsChanged };
+  }
+
+  private applyDelete(
+    namespace: string,
+    documentIds: readonly string[],
+    version: number,
+  ): { documentsDeleted: number; chunksDeleted: number; changed: boolean } {
+    this.observeVersion(version);
+    let documentsDeleted = 0;
+    let chunksDeleted = 0;
+    let floorsChanged = false;
+    for (const documentId of new Set(documentIds)) {
+      // The floor stays even when nothing was there: an older upsert may still be on its way.
+      if (this.raiseFloor(namespace, documentId, version)) floorsChanged = true;
+      const removed = this.removeOlder(namespace, documentId, version);
+      if (removed > 0) {
+        documentsDeleted += 1;
+        chunksDeleted += removed;
+      }
+    }
+    if (chunksDeleted > 0) this.epoch += 1;
+    return { documentsDeleted, chunksDeleted, changed: chunksDeleted > 0 || floorsChanged };
+  }
+
+  /** Removes the document's chunks set by writes older than `version` (except `keep`). */
+  private removeOlder(namespace: string, documentId: string, version: number, keep?: ReadonlySet<string>): number {
+    const chunks = this.namespaces.get(namespace)?.documents.get(documentId);
+    if (chunks === undefined) return 0;
+    let removed = 0;
+    for (const record of [...chunks.values()]) {
+      if (record.version >= version || keep?.has(record.id) === true) continue;
+      this.removeChunk(record);
+      removed += 1;
+    }
+    return removed;
   }
 
   private prepareChunks(request: UpsertRequest): PreparedChunk[] {
@@ -383,7 +840,7 @@ export class IndexStore implements ShardStore {
   }
 
   /** Decodes, checks dimension and finiteness, and normalizes for cosine (as hnswlib stores it). */
-  private decodeChecked(encoded: string, param: string): Float32Array {
+  private decodeChecked(encoded: string, param: string, normalizeCosine = true): Float32Array {
     const vector = decodeVector(encoded);
     if (vector === undefined) {
       throw createError('RAGWAY_ERR_INVALID_REQUEST', `${param} is not base64 of little-endian float32 values`, { param });
@@ -400,7 +857,7 @@ export class IndexStore implements ShardStore {
         throw createError('RAGWAY_ERR_INVALID_REQUEST', `${param} has a non-finite value at index ${d}`, { param });
       }
     }
-    if (this.space === 'cosine') normalize(vector);
+    if (this.space === 'cosine' && normalizeCosine) normalize(vector);
     return vector;
   }
 
@@ -422,19 +879,20 @@ export class IndexStore implements ShardStore {
     this.capacity = capacity;
   }
 
-  private upsertChunk(chunk: PreparedChunk): void {
+  private upsertChunk(chunk: PreparedChunk, version: number): void {
     const existing = this.namespaces.get(chunk.namespace)?.chunks.get(chunk.id);
     if (existing !== undefined) {
       this.writeVector(existing.label, chunk.vector);
       existing.text = chunk.text;
       existing.metadata = chunk.metadata;
+      existing.version = version;
       if (existing.documentId !== chunk.documentId) this.moveToDocument(existing, chunk.documentId);
       return;
     }
     // A reused label is marked deleted in hnswlib; addPoint on it unmarks it and rewires it.
     const label = this.freeLabels.pop() ?? this.nextLabel++;
     this.writeVector(label, chunk.vector);
-    this.attachRecord(label, chunk);
+    this.attachRecord(label, chunk, version);
   }
 
   private writeVector(label: number, vector: Float32Array): void {
@@ -446,6 +904,7 @@ export class IndexStore implements ShardStore {
   private attachRecord(
     label: number,
     chunk: { id: string; documentId: string; namespace: string; text: string; metadata: Metadata },
+    version: number,
   ): void {
     const namespace = this.namespaceFor(chunk.namespace);
     const record: ChunkRecord = {
@@ -455,6 +914,7 @@ export class IndexStore implements ShardStore {
       namespace,
       text: chunk.text,
       metadata: chunk.metadata,
+      version,
       slot: namespace.labels.length,
     };
     namespace.labels.push(label);
@@ -495,32 +955,6 @@ export class IndexStore implements ShardStore {
     if (chunks?.size === 0) documents.delete(record.documentId);
   }
 
-  /** replace_documents: drops chunks of the named documents that the request did not carry. */
-  private removeUnlisted(prepared: PreparedChunk[]): number {
-    const listed = new Map<string, Map<string, Set<string>>>();
-    for (const chunk of prepared) {
-      const byDocument = listed.get(chunk.namespace) ?? new Map<string, Set<string>>();
-      listed.set(chunk.namespace, byDocument);
-      const ids = byDocument.get(chunk.documentId) ?? new Set<string>();
-      byDocument.set(chunk.documentId, ids);
-      ids.add(chunk.id);
-    }
-    let removed = 0;
-    for (const [namespaceName, byDocument] of listed) {
-      const namespace = this.namespaces.get(namespaceName);
-      for (const [documentId, keep] of byDocument) {
-        const chunks = namespace?.documents.get(documentId);
-        if (chunks === undefined) continue;
-        for (const record of [...chunks.values()]) {
-          if (keep.has(record.id)) continue;
-          this.removeChunk(record);
-          removed += 1;
-        }
-      }
-    }
-    return removed;
-  }
-
   private removeChunk(record: ChunkRecord): void {
     this.index.markDelete(record.label);
     const { namespace } = record;
@@ -535,6 +969,27 @@ export class IndexStore implements ShardStore {
     this.records[record.label] = undefined;
     this.freeLabels.push(record.label);
     this.liveCount -= 1;
+  }
+
+  private exportDocument(namespace: string, documentId: string): ExportDocument | undefined {
+    const records = this.namespaces.get(namespace)?.documents.get(documentId);
+    const floor = this.floorOf(namespace, documentId);
+    if ((records === undefined || records.size === 0) && floor === 0) return undefined;
+    const chunks = [...(records?.values() ?? [])].map((record) => ({
+      id: record.id,
+      version: record.version,
+      text: record.text,
+      metadata: record.metadata,
+      vector: encodeVector(this.vectors.subarray(record.label * this.dim, (record.label + 1) * this.dim)),
+    }));
+    return {
+      type: 'document',
+      namespace,
+      document_id: documentId,
+      version: floor,
+      ...(chunks.length === 0 ? { tombstone: true } : {}),
+      chunks,
+    };
   }
 
   // ---------------------------------------------------------------- search helpers
@@ -714,4 +1169,43 @@ function validateOptions(options: IndexStoreOptions): void {
   if (!['cosine', 'ip', 'l2'].includes(options.space)) {
     throw new Error(`IndexStore option space must be cosine, ip or l2 (got ${String(options.space)})`);
   }
+}
+
+/** Before a search and before each query of a batch: is anyone still waiting for the answer? */
+function checkBudget(deadline: number | undefined, signal: AbortSignal | undefined): void {
+  if (signal?.aborted === true) throw abortError(signal);
+  if (deadline !== undefined && Date.now() >= deadline) {
+    throw createError('RAGWAY_ERR_DEADLINE_EXCEEDED', 'the deadline passed before the shard finished the search; the rest of it was skipped');
+  }
+}
+
+/** Logged writes always carry the version they were applied with (see upsert/delete). */
+function loggedVersion(version: number | undefined): number {
+  if (version === undefined) throw new Error('the record carries no version');
+  return version;
+}
+
+function toChange(record: WalRecord): Change {
+  return record.op === 'upsert'
+    ? { seq: record.seq, op: 'upsert', upsert: record.request as UpsertRequest }
+    : { seq: record.seq, op: 'delete', delete: record.request as DeleteRequest };
+}
+
+/** namespace → document id → the chunk ids a request carries for it. */
+function groupByDocument(prepared: readonly PreparedChunk[]): Map<string, Map<string, Set<string>>> {
+  const listed = new Map<string, Map<string, Set<string>>>();
+  for (const chunk of prepared) {
+    let byDocument = listed.get(chunk.namespace);
+    if (byDocument === undefined) {
+      byDocument = new Map();
+      listed.set(chunk.namespace, byDocument);
+    }
+    let ids = byDocument.get(chunk.documentId);
+    if (ids === undefined) {
+      ids = new Set();
+      byDocument.set(chunk.documentId, ids);
+    }
+    ids.add(chunk.id);
+  }
+  return listed;
 }

@@ -19,7 +19,21 @@ export const SHARD_PATHS = {
   stats: '/v1/stats',
   health: '/healthz',
   ready: '/readyz',
+  changes: '/v1/changes',
+  export: '/v1/export',
+  faults: '/v1/faults',
 } as const;
+
+/** Remaining time budget of the caller, in ms; a shard stops work it can no longer deliver in time. */
+export const DEADLINE_HEADER = 'x-ragway-deadline-ms';
+
+/**
+ * Write versions order writes to one document across replicas and gateways (last writer
+ * wins): a hybrid logical clock, milliseconds since the epoch × 1024 + a counter, assigned
+ * by the gateway. A replica applies a document write only when its version is newer than
+ * what it holds (including a delete's tombstone), so replays and reorderings converge.
+ */
+export const Version = Type.Integer({ minimum: 0 });
 
 export const Namespace = Type.String({ pattern: NAMESPACE_PATTERN });
 export const Base64Vector = Type.String({ minLength: 1, contentEncoding: 'base64' });
@@ -93,6 +107,8 @@ export const UpsertRequest = Type.Object(
      * carry, so re-ingesting a shorter document leaves no orphans behind.
      */
     replace_documents: Type.Optional(Type.Boolean()),
+    /** The write's version for every document it names; absent = newer than anything held (single-writer use). */
+    version: Type.Optional(Version),
   },
   { additionalProperties: false },
 );
@@ -109,6 +125,8 @@ export const DeleteRequest = Type.Object(
   {
     namespace: Namespace,
     document_ids: Type.Array(Type.String({ minLength: 1, maxLength: 512 }), { minItems: 1, maxItems: 100_000 }),
+    /** The delete's version; the shard keeps a tombstone so an older upsert arriving later is ignored. */
+    version: Type.Optional(Version),
   },
   { additionalProperties: false },
 );
@@ -163,6 +181,10 @@ export const StatsResponse = Type.Object({
   search_requests: Type.Integer(),
   /** Query vectors searched since the process started (a batch request counts each). */
   search_queries: Type.Integer(),
+  /** Sequence number of the last write applied (the replica's high-water mark). */
+  wal_seq: Type.Integer(),
+  /** "ready", or "catching-up" while a restarted replica copies what it missed from a peer. */
+  state: Type.Union([Type.Literal('ready'), Type.Literal('catching-up')]),
 });
 export type StatsResponse = Static<typeof StatsResponse>;
 
@@ -179,3 +201,119 @@ export function decodeVector(encoded: string): Float32Array | undefined {
   new Uint8Array(vector.buffer).set(bytes);
   return vector;
 }
+
+/** One applied write, as the change feed replays it to a replica that missed it. */
+export const Change = Type.Object({
+  seq: Type.Integer(),
+  op: Type.Union([Type.Literal('upsert'), Type.Literal('delete')]),
+  upsert: Type.Optional(UpsertRequest),
+  delete: Type.Optional(DeleteRequest),
+});
+export type Change = Static<typeof Change>;
+
+export const ChangesQuery = Type.Object({
+  since: Type.Integer({ minimum: 0 }),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+});
+export type ChangesQuery = Static<typeof ChangesQuery>;
+
+export const ChangesResponse = Type.Object({
+  /** The responder's high-water mark. */
+  high_water: Type.Integer(),
+  /** Changes with seq > since, oldest first, at most `limit`. */
+  changes: Type.Array(Change),
+  /** True when the changes after `since` are no longer retained: copy a snapshot (/v1/export) instead. */
+  snapshot_required: Type.Boolean(),
+});
+export type ChangesResponse = Static<typeof ChangesResponse>;
+
+/** Routes fault injection can affect; health, readiness, stats and /v1/faults itself never are. */
+export const FaultRoute = Type.Union([
+  Type.Literal('search'),
+  Type.Literal('upsert'),
+  Type.Literal('delete'),
+  Type.Literal('changes'),
+  Type.Literal('export'),
+]);
+export type FaultRoute = Static<typeof FaultRoute>;
+
+/**
+ * Fault injection (only when the shard runs with RAGWAY_FAULTS=1): for tests and benchmarks.
+ * POST replaces the settings wholesale ({} turns everything off); each request on an
+ * affected route rolls each probability independently: a delay first (delay_probability
+ * defaults to 1 when delay_ms is set), then a drop, else a failure.
+ */
+export const FaultSettings = Type.Object(
+  {
+    delay_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
+    delay_probability: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+    fail_probability: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+    drop_probability: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+    /**
+     * Which routes the faults apply to; default ["search"]. "changes"/"export" slow or break a
+     * peer's catch-up (tests make a replica's catch-up observable with a delay there).
+     */
+    routes: Type.Optional(Type.Array(FaultRoute, { uniqueItems: true, maxItems: 5 })),
+  },
+  { additionalProperties: false },
+);
+export type FaultSettings = Static<typeof FaultSettings>;
+
+/**
+ * GET /v1/export: a full copy of a replica for catch-up, as NDJSON (`EXPORT_CONTENT_TYPE`),
+ * one JSON object a line:
+ *
+ *   {"type":"header", ...ExportHeader}      first line
+ *   {"type":"document", ...ExportDocument}  one per document, live or tombstoned
+ *   {"type":"end", ...ExportEnd}            last line; a stream without it is incomplete
+ *
+ * The copy is taken while writes continue ("fuzzy"): every document is read as it is when
+ * its line is written, so it reflects at least every write up to the header's high_water
+ * and maybe some after. An importer merges documents by version (idempotent) and then
+ * replays /v1/changes since high_water, which makes the result exact.
+ */
+export const EXPORT_FORMAT = 1;
+export const EXPORT_CONTENT_TYPE = 'application/x-ndjson';
+
+export const ExportHeader = Type.Object({
+  type: Type.Literal('header'),
+  format: Type.Integer(),
+  /** The exporter's wal_seq when the export started: replay changes after it. */
+  high_water: Type.Integer(),
+  epoch: Type.Integer(),
+  dim: Type.Integer(),
+  space: Space,
+});
+export type ExportHeader = Static<typeof ExportHeader>;
+
+export const ExportChunk = Type.Object({
+  id: Type.String(),
+  /** Version of the write that last set this chunk. */
+  version: Version,
+  text: Type.String(),
+  metadata: Metadata,
+  /** As stored: L2-normalized for cosine shards. */
+  vector: Base64Vector,
+});
+export type ExportChunk = Static<typeof ExportChunk>;
+
+export const ExportDocument = Type.Object({
+  type: Type.Literal('document'),
+  namespace: Namespace,
+  document_id: Type.String(),
+  /** The document's floor: version of its newest replace or delete (0 when none); older chunk writes are ignored. */
+  version: Version,
+  /** True when the document was deleted and only its floor remains (chunks is then empty). */
+  tombstone: Type.Optional(Type.Boolean()),
+  chunks: Type.Array(ExportChunk),
+});
+export type ExportDocument = Static<typeof ExportDocument>;
+
+export const ExportEnd = Type.Object({
+  type: Type.Literal('end'),
+  documents: Type.Integer(),
+  chunks: Type.Integer(),
+});
+export type ExportEnd = Static<typeof ExportEnd>;
+
+export type ExportLine = ExportHeader | ExportDocument | ExportEnd;

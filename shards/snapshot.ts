@@ -5,7 +5,13 @@
 //     manifest.json              dim, space, hnsw params, epoch, label allocator state
 //     index.hnsw                 hnswlib's own file (graph + vectors, deleted marks)
 //     vectors.f32                label-major little-endian float32 copy used by exact search
-//     chunks.jsonl               one [label, namespace, document_id, id, text, metadata] per live chunk
+//     chunks.jsonl               one [label, namespace, document_id, id, text, metadata, version] per live chunk
+//     floors.jsonl               one [namespace, document_id, version, set_at_ms] per document floor: the version of
+//                                the newest replace or delete of that document (a tombstone when the
+//                                document holds no chunk), so an older write arriving later is ignored
+//
+// Format 1 (before the write-ahead log) had no versions, floors or wal_seq; it still loads,
+// with every version 0 and wal_seq 0. A save always writes format 2.
 //
 // A save builds a complete directory under a temporary name, fsyncs it, renames it into
 // place and only then swings CURRENT (itself replaced by rename), so a crash at any moment
@@ -26,13 +32,16 @@ import {
 import { join } from 'node:path';
 import type { Space } from './protocol.js';
 
-export const SNAPSHOT_FORMAT = 1;
+export const SNAPSHOT_FORMAT = 2;
+/** Older formats this build still reads. */
+const READABLE_FORMATS = new Set([1, 2]);
 const CURRENT_FILE = 'CURRENT';
 const SNAPSHOT_PREFIX = 'snapshot-';
 const TEMP_PREFIX = '.tmp-';
 export const INDEX_FILE = 'index.hnsw';
 const VECTORS_FILE = 'vectors.f32';
 const CHUNKS_FILE = 'chunks.jsonl';
+const FLOORS_FILE = 'floors.jsonl';
 const MANIFEST_FILE = 'manifest.json';
 /** Lines are flushed in batches so a large corpus never becomes one giant string. */
 const WRITE_BATCH_BYTES = 4 * 1024 * 1024;
@@ -50,10 +59,17 @@ export interface SnapshotManifest {
   capacity: number;
   count: number;
   free_labels: number[];
+  /** Seq of the last write-ahead log record the snapshot contains (format 2; 0 for format 1). */
+  wal_seq: number;
+  /** The highest write version seen, so versions a shard assigns itself keep increasing (format 2). */
+  max_version: number;
 }
 
-/** [label, namespace, document_id, chunk id, text, metadata] */
-export type ChunkLine = [number, string, string, string, string, Record<string, unknown>];
+/** [label, namespace, document_id, chunk id, text, metadata, version (absent in format 1: 0)] */
+export type ChunkLine = [number, string, string, string, string, Record<string, unknown>, number?];
+
+/** [namespace, document_id, version, set at (ms since the epoch)] */
+export type FloorLine = [string, string, number, number?];
 
 export interface SnapshotContents {
   manifest: Omit<SnapshotManifest, 'format' | 'sequence'>;
@@ -62,6 +78,7 @@ export interface SnapshotContents {
   /** next_label × dim floats. */
   vectors: Float32Array;
   chunks: Iterable<ChunkLine>;
+  floors: Iterable<FloorLine>;
 }
 
 export interface LoadedSnapshot {
@@ -70,6 +87,7 @@ export interface LoadedSnapshot {
   indexPath: string;
   vectors: Float32Array;
   chunks: ChunkLine[];
+  floors: FloorLine[];
 }
 
 function snapshotName(sequence: number): string {
@@ -107,7 +125,7 @@ function writeAll(fd: number, buffer: Uint8Array): void {
   while (offset < buffer.byteLength) offset += writeSync(fd, buffer, offset, buffer.byteLength - offset);
 }
 
-function writeChunkLines(fd: number, chunks: Iterable<ChunkLine>): void {
+function writeJsonLines(fd: number, chunks: Iterable<unknown>): void {
   let pending: string[] = [];
   let pendingBytes = 0;
   const flush = (): void => {
@@ -125,14 +143,15 @@ function writeChunkLines(fd: number, chunks: Iterable<ChunkLine>): void {
   flush();
 }
 
-function readChunkLines(path: string): ChunkLine[] {
+function readJsonLines<T>(path: string): T[] {
+  if (!existsSync(path)) return [];
   const bytes = readFileSync(path);
-  const lines: ChunkLine[] = [];
+  const lines: T[] = [];
   let start = 0;
   while (start < bytes.byteLength) {
     let end = bytes.indexOf(0x0a, start);
     if (end === -1) end = bytes.byteLength;
-    if (end > start) lines.push(JSON.parse(bytes.toString('utf8', start, end)) as ChunkLine);
+    if (end > start) lines.push(JSON.parse(bytes.toString('utf8', start, end)) as T);
     start = end + 1;
   }
   return lines;
@@ -162,10 +181,11 @@ export function loadSnapshot(dataDir: string): LoadedSnapshot | undefined {
   if (!existsSync(manifestPath)) {
     throw new Error(`${join(dataDir, CURRENT_FILE)} names ${name}, but ${manifestPath} is missing`);
   }
-  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as SnapshotManifest;
-  if (manifest.format !== SNAPSHOT_FORMAT) {
-    throw new Error(`${manifestPath} has snapshot format ${manifest.format}; this build reads format ${SNAPSHOT_FORMAT}`);
+  const stored = JSON.parse(readFileSync(manifestPath, 'utf8')) as Partial<SnapshotManifest> & Omit<SnapshotManifest, 'wal_seq' | 'max_version'>;
+  if (!READABLE_FORMATS.has(stored.format)) {
+    throw new Error(`${manifestPath} has snapshot format ${stored.format}; this build reads formats ${[...READABLE_FORMATS].join(', ')}`);
   }
+  const manifest: SnapshotManifest = { ...stored, wal_seq: stored.wal_seq ?? 0, max_version: stored.max_version ?? 0 };
   const vectorBytes = readFileSync(join(directory, VECTORS_FILE));
   const expectedBytes = manifest.next_label * manifest.dim * 4;
   if (vectorBytes.byteLength !== expectedBytes) {
@@ -178,7 +198,8 @@ export function loadSnapshot(dataDir: string): LoadedSnapshot | undefined {
     directory,
     indexPath: join(directory, INDEX_FILE),
     vectors,
-    chunks: readChunkLines(join(directory, CHUNKS_FILE)),
+    chunks: readJsonLines<ChunkLine>(join(directory, CHUNKS_FILE)),
+    floors: readJsonLines<FloorLine>(join(directory, FLOORS_FILE)),
   };
 }
 
@@ -199,7 +220,8 @@ export function writeSnapshot(dataDir: string, contents: SnapshotContents): stri
   writeFileDurably(join(temp, VECTORS_FILE), (fd) =>
     writeAll(fd, new Uint8Array(vectors.buffer, vectors.byteOffset, vectors.byteLength)),
   );
-  writeFileDurably(join(temp, CHUNKS_FILE), (fd) => writeChunkLines(fd, contents.chunks));
+  writeFileDurably(join(temp, CHUNKS_FILE), (fd) => writeJsonLines(fd, contents.chunks));
+  writeFileDurably(join(temp, FLOORS_FILE), (fd) => writeJsonLines(fd, contents.floors));
   const manifest: SnapshotManifest = { format: SNAPSHOT_FORMAT, sequence, ...contents.manifest };
   writeFileDurably(join(temp, MANIFEST_FILE), (fd) => writeAll(fd, Buffer.from(`${JSON.stringify(manifest)}\n`)));
   fsyncPath(temp);

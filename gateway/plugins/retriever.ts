@@ -1,13 +1,14 @@
-// The shard set: one keep-alive undici Pool per shard, the scatter-gather on top, and the
+// The shard set: one replica set per shard (keep-alive undici Pools, load- and latency-aware
+// replica choice, hedging, ejection and probing), the scatter-gather on top, and the
 // coalescer that turns concurrent searches into one batch request per shard. Shards are checked at start: a shard of another
 // protocol version or vector dimension stops the gateway with a message saying so; a shard
 // that is merely not up yet only makes /readyz fail until it is.
 import fp from 'fastify-plugin';
-import { HttpShardClient } from '../../retriever/http-shard-client.js';
-import { Scatter } from '../../retriever/scatter.js';
+import { replicaSetsFromSpec, type ReplicaSet } from '../../retriever/replica-set.js';
+import { Scatter, type ScatterObserver } from '../../retriever/scatter.js';
 import { SearchCoalescer } from '../../retriever/search-coalescer.js';
 import type { ShardClient } from '../../retriever/shard-client.js';
-import { ConfigError, parseShardSpec } from '../config.js';
+import { ConfigError, parseShardSpec, type Config } from '../config.js';
 import { isRagwayError } from '../errors.js';
 
 export interface RetrieverPluginOptions {
@@ -17,31 +18,29 @@ export interface RetrieverPluginOptions {
 
 const STARTUP_CHECK_TIMEOUT_MS = 5_000;
 
-function clientsFromSpec(spec: string, options: { connections: number; timeoutMs: number }): ShardClient[] {
-  const shards = parseShardSpec(spec);
+function replicaSetsFor(config: Config, observer: ScatterObserver): ReplicaSet[] {
+  const shards = parseShardSpec(config.shards);
   if (shards.length === 0) throw new ConfigError('no shards configured: set RAGWAY_SHARDS or pass --shards');
-  return shards.map((replicas, index) => {
-    if (replicas.length > 1) {
-      throw new ConfigError(
-        `shard ${index} lists ${replicas.length} replicas; this version reads and writes one replica per shard ` +
-          '(replica sets with failover are not implemented yet)',
-      );
-    }
-    return new HttpShardClient(replicas[0] as string, {
-      label: `shard-${index}`,
-      connections: options.connections,
-      requestTimeoutMs: options.timeoutMs,
-    });
+  return replicaSetsFromSpec(shards, {
+    observer,
+    http: { connections: config.shardConnections, requestTimeoutMs: config.shardTimeoutMs },
+    hedge: {
+      enabled: config.hedge,
+      percentile: config.hedgePercentile,
+      maxExtraFraction: config.hedgeMaxExtraFraction,
+      minDelayMs: config.hedgeMinDelayMs,
+    },
+    ejection: { failures: config.replicaEjectFailures, baseBackoffMs: config.replicaProbeBackoffMs },
   });
 }
 
 export default fp(
   async (app, options: RetrieverPluginOptions) => {
     const { config } = app;
-    const clients =
-      options.clients ??
-      clientsFromSpec(config.shards, { connections: config.shardConnections, timeoutMs: config.shardTimeoutMs });
-    const scatter = new Scatter(clients, app.metrics.scatterObserver());
+    const observer = app.metrics.scatterObserver();
+    const clients = options.clients ?? replicaSetsFor(config, observer);
+    const scatter = new Scatter(clients, observer);
+    scatter.start();
     app.addHook('onClose', async () => scatter.close());
 
     try {

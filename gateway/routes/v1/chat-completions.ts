@@ -11,7 +11,7 @@ import type { AnswerSummary, PreparedAnswer } from '../../answer.js';
 import { createError } from '../../errors.js';
 import { toRagwayError } from '../../http-errors.js';
 import type { ChatMessage } from '../../providers/provider.js';
-import { CACHE_STATUS_HEADER, CacheControlBody, CacheControlHeaders, cacheControl, setCacheStatus } from '../../cache-control.js';
+import { CACHE_STATUS_HEADER, CacheControlBody, CacheControlHeaders, DeadlineMs, cacheControl, deadlineMs, setCacheStatus } from '../../request-control.js';
 import { requestSignal } from '../../request-signal.js';
 import { SseStream } from '../../sse.js';
 import { citationsOf } from './query.js';
@@ -51,6 +51,8 @@ export function chatBodySchema(options: { maxK: number }) {
           k: Type.Optional(Type.Integer({ minimum: 1, maximum: options.maxK })),
           namespace: Type.Optional(Namespace),
           filter: Type.Optional(Filter),
+          require_complete: Type.Optional(Type.Boolean()),
+          deadline_ms: Type.Optional(DeadlineMs),
         },
         { additionalProperties: false },
       ),
@@ -129,6 +131,8 @@ export default async function chatCompletionRoutes(app: FastifyInstance): Promis
           k: body.rag?.k ?? app.config.answerK,
           namespace: body.rag?.namespace,
           filter: body.rag?.filter,
+          deadlineMs: deadlineMs(body.rag?.deadline_ms, request.headers, app.config.deadlineMs),
+          requireComplete: body.rag?.require_complete,
         },
         maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
         temperature: body.temperature ?? undefined,

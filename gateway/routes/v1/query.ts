@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { Filter, Namespace } from '../../../shards/protocol.js';
 import type { AnswerSummary, PreparedAnswer } from '../../answer.js';
 import { toRagwayError } from '../../http-errors.js';
-import { CACHE_STATUS_HEADER, CacheControlBody, CacheControlHeaders, cacheControl, setCacheStatus } from '../../cache-control.js';
+import { CACHE_STATUS_HEADER, CacheControlBody, CacheControlHeaders, DeadlineMs, cacheControl, deadlineMs, setCacheStatus } from '../../request-control.js';
 import { requestSignal } from '../../request-signal.js';
 import { Coverage } from '../../schemas.js';
 import { SseStream } from '../../sse.js';
@@ -23,6 +23,8 @@ export function queryBodySchema(options: { maxK: number }) {
       max_tokens: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
       temperature: Type.Optional(Type.Number({ minimum: 0, maximum: 2 })),
       cache: Type.Optional(CacheControlBody),
+      deadline_ms: Type.Optional(DeadlineMs),
+      require_complete: Type.Optional(Type.Boolean()),
     },
     { additionalProperties: false },
   );
@@ -78,7 +80,14 @@ export default async function queryRoutes(app: FastifyInstance): Promise<void> {
           question: body.query,
           history: [],
           model: body.model,
-          rag: { enabled: true, k: body.k ?? app.config.answerK, namespace: body.namespace, filter: body.filter },
+          rag: {
+            enabled: true,
+            k: body.k ?? app.config.answerK,
+            namespace: body.namespace,
+            filter: body.filter,
+            deadlineMs: deadlineMs(body.deadline_ms, request.headers, app.config.deadlineMs),
+            requireComplete: body.require_complete,
+          },
           maxTokens: body.max_tokens,
           temperature: body.temperature,
           cache: cacheControl(body.cache, request.headers),

@@ -4,7 +4,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { Filter, Namespace } from '../../../shards/protocol.js';
-import { CacheControlBody, CacheControlHeaders, cacheControl, setCacheStatus } from '../../cache-control.js';
+import { CacheControlBody, CacheControlHeaders, DeadlineMs, cacheControl, deadlineMs, setCacheStatus } from '../../request-control.js';
 import { requestSignal } from '../../request-signal.js';
 import { Coverage, SearchHit, SearchTimings } from '../../schemas.js';
 import type { SearchHit as SearchHitType } from '../../schemas.js';
@@ -30,6 +30,8 @@ export function searchBodySchema(options: { maxK: number; dimensions: number }) 
       filter: Type.Optional(Filter),
       include: Type.Optional(Type.Array(Type.Union(INCLUDE_FIELDS.map((field) => Type.Literal(field))), { uniqueItems: true })),
       cache: Type.Optional(CacheControlBody),
+      deadline_ms: Type.Optional(DeadlineMs),
+      require_complete: Type.Optional(Type.Boolean()),
     },
     {
       additionalProperties: false,
@@ -73,6 +75,8 @@ export default async function searchRoutes(app: FastifyInstance): Promise<void> 
           includeText: include === undefined || include.includes('text'),
           includeMetadata: include === undefined || include.includes('metadata'),
           cache: cacheControl(request.body.cache, request.headers),
+          deadlineMs: deadlineMs(request.body.deadline_ms, request.headers, app.config.deadlineMs),
+          requireComplete: request.body.require_complete,
         },
         requestSignal(request, reply),
       );

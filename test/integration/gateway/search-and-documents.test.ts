@@ -222,14 +222,22 @@ describe('gateway over real shard processes', () => {
     assert.match(text, /ragway_shard_request_duration_seconds_count\{shard="1",outcome="ok"\} \d+/);
   });
 
-  it('fails with a 503 naming the shard when one is down, and is not ready', async () => {
+  it('answers partially (saying so) when a shard is down, 503 with require_complete, and is not ready', async () => {
     const victim = shards.processes[1];
     assert.ok(victim);
     await victim.stop();
     try {
-      const response = await search({ query: 'pasta', k: 1, cache: { mode: 'bypass' } });
-      assert.equal(response.statusCode, 503, response.body);
-      const body = response.json<ErrorBody>();
+      const partial = await search({ query: 'pasta tomato', k: 3, cache: { mode: 'bypass' } });
+      assert.equal(partial.statusCode, 200, partial.body);
+      const coverage = partial.json().coverage;
+      assert.equal(coverage.partial, true);
+      assert.equal(coverage.shards_ok, 1);
+      assert.equal(coverage.missing[0].shard, 1);
+      assert.match(coverage.missing[0].reason, /shard-1/);
+
+      const strict = await search({ query: 'pasta', k: 1, cache: { mode: 'bypass' }, require_complete: true });
+      assert.equal(strict.statusCode, 503, strict.body);
+      const body = strict.json<ErrorBody>();
       assert.equal(body.error.code, 'RAGWAY_ERR_SHARD_UNAVAILABLE');
       assert.match(body.error.message, /shard-1/);
       assert.equal((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 503);
@@ -240,6 +248,12 @@ describe('gateway over real shard processes', () => {
     } finally {
       await victim.start();
     }
-    assert.equal((await search({ query: 'pasta', k: 1 })).statusCode, 200);
+    // The replica is probed back into service (not necessarily at once).
+    for (let attempt = 0; attempt < 50; attempt += 1) {
+      const again = await search({ query: 'pasta', k: 1, cache: { mode: 'bypass' } });
+      if (again.statusCode === 200 && again.json().coverage.partial === false) return;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.fail('the restarted shard did not come back within 5 s');
   });
 });

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { isRagwayError, type ErrorCode } from '../../../gateway/errors.js';
 import { HttpShardClient, checkShard } from '../../../retriever/http-shard-client.js';
 import { Scatter } from '../../../retriever/scatter.js';
-import { PROTOCOL_HEADER, PROTOCOL_VERSION, encodeVector } from '../../../shards/protocol.js';
+import { DEADLINE_HEADER, PROTOCOL_HEADER, PROTOCOL_VERSION, encodeVector } from '../../../shards/protocol.js';
 import { startShardServer, type ShardServer } from '../../../shards/server.js';
 import { CONTRACT_DIM, CONTRACT_SPACE, shardClientContract } from '../../unit/retriever/shard-client-contract.js';
 
@@ -33,14 +33,23 @@ shardClientContract('HttpShardClient against a real shard server', async () => {
   };
 });
 
-/** A plain HTTP server standing in for a misbehaving shard; counts the connections it accepts. */
-async function fixtureServer(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ url: string; server: Server; connections: () => number }> {
+/**
+ * A plain HTTP server standing in for a misbehaving shard; counts the connections it accepts
+ * and keeps the headers of every request.
+ */
+async function fixtureServer(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ url: string; server: Server; connections: () => number; headers: IncomingMessage['headers'][] }> {
   let connections = 0;
-  const server = createServer(handler);
+  const headers: IncomingMessage['headers'][] = [];
+  const server = createServer((req, res) => {
+    headers.push(req.headers);
+    handler(req, res);
+  });
   server.on('connection', () => (connections += 1));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, server, connections: () => connections };
+  return { url: `http://127.0.0.1:${port}`, server, connections: () => connections, headers };
 }
 
 async function stop(server: Server): Promise<void> {
@@ -78,7 +87,7 @@ describe('HttpShardClient failures', () => {
     }
   });
 
-  it('a stopped shard fails the scatter with 503 naming it', async () => {
+  it('a stopped shard is missing from the scatter’s answer, or fails it with 503 naming it when required', async () => {
     const up = await startShard();
     const down = await startShard();
     const scatter = new Scatter([
@@ -87,8 +96,12 @@ describe('HttpShardClient failures', () => {
     ]);
     try {
       await down.shard.close();
+      const partial = await scatter.search(new Float32Array(CONTRACT_DIM).fill(0.5), { k: 3, namespace: 'default' });
+      assert.equal(partial.coverage.partial, true);
+      assert.deepEqual(partial.coverage.missing?.map((m) => m.shard), [1]);
+      assert.match(partial.coverage.missing?.[0]?.reason ?? '', /shard-1 \(http:\/\/127\.0\.0\.1:\d+\) unavailable: .*ECONNREFUSED/);
       await assert.rejects(
-        scatter.search(new Float32Array(CONTRACT_DIM).fill(0.5), { k: 3, namespace: 'default' }),
+        scatter.search(new Float32Array(CONTRACT_DIM).fill(0.5), { k: 3, namespace: 'default', requireComplete: true }),
         (err) => {
           hasCode('RAGWAY_ERR_SHARD_UNAVAILABLE', /shard-1 \(http:\/\/127\.0\.0\.1:\d+\) unavailable: .*ECONNREFUSED/)(err);
           assert.ok(isRagwayError(err) && err.statusCode === 503);
@@ -124,6 +137,27 @@ describe('HttpShardClient failures', () => {
 
         const deadline = client.search(QUERY, AbortSignal.timeout(50));
         await assert.rejects(deadline, hasCode('RAGWAY_ERR_DEADLINE_EXCEEDED'));
+      } finally {
+        await client.close();
+      }
+    });
+
+    it('a deadline travels as the time left and ends the request at the deadline', async () => {
+      const client = new HttpShardClient(fixture.url, { label: 'shard-2' });
+      try {
+        const seen = fixture.headers.length;
+        const started = performance.now();
+        await assert.rejects(
+          client.search(QUERY, undefined, { deadline: Date.now() + 80 }),
+          hasCode('RAGWAY_ERR_DEADLINE_EXCEEDED', /^shard-2 \(.*\) did not answer POST \/v1\/search within the \d+ ms left before the deadline$/),
+        );
+        const elapsed = performance.now() - started;
+        assert.ok(elapsed >= 70 && elapsed < 300, `took ${elapsed} ms for an 80 ms budget`);
+        const sent = Number(fixture.headers[seen]?.[DEADLINE_HEADER]);
+        assert.ok(sent > 0 && sent <= 80, `${DEADLINE_HEADER}: ${sent}`);
+        // A deadline already passed sends nothing at all.
+        await assert.rejects(client.stats(undefined, { deadline: Date.now() - 1 }), hasCode('RAGWAY_ERR_DEADLINE_EXCEEDED'));
+        assert.equal(fixture.headers.length, seen + 1);
       } finally {
         await client.close();
       }

@@ -10,7 +10,9 @@ import {
   PROTOCOL_HEADER,
   PROTOCOL_VERSION,
   encodeVector,
+  type ChangesResponse,
   type Chunk,
+  type ExportLine,
   type SearchResponse,
   type StatsResponse,
 } from '../../../shards/protocol.js';
@@ -119,6 +121,55 @@ describe('shard server routes (inject)', () => {
       assert.equal(response.headers[PROTOCOL_HEADER], String(PROTOCOL_VERSION));
     }
     assert.deepEqual((await app.inject({ method: 'GET', url: '/healthz' })).json(), { status: 'ok' });
+  });
+
+  it('feeds its changes, validating the query', async () => {
+    const page = await send({ method: 'GET', url: '/v1/changes?since=0&limit=5' });
+    assert.equal(page.statusCode, 200, page.body);
+    const body = page.json<ChangesResponse>();
+    assert.equal(body.snapshot_required, false);
+    assert.equal(body.high_water, store.walSeq);
+    assert.equal(body.changes[0]?.seq, 1);
+    assert.equal(body.changes[0]?.op, 'upsert');
+    assert.equal(body.changes[0]?.upsert?.chunks.length, 10);
+    assert.equal(typeof body.changes[0]?.upsert?.version, 'number', 'a logged write carries the version it was applied with');
+    await expectError({ method: 'GET', url: '/v1/changes?since=abc' }, 400, 'RAGWAY_ERR_INVALID_REQUEST', 'since');
+    await expectError({ method: 'GET', url: '/v1/changes?since=0&limit=0' }, 400, 'RAGWAY_ERR_INVALID_REQUEST', 'limit');
+    await expectError({ method: 'GET', url: '/v1/changes' }, 400, 'RAGWAY_ERR_INVALID_REQUEST', 'since');
+  });
+
+  it('exports every document as NDJSON framed by a header and an end line', async () => {
+    const response = await send({ method: 'GET', url: '/v1/export' });
+    assert.equal(response.statusCode, 200);
+    assert.match(String(response.headers['content-type']), /^application\/x-ndjson/);
+    const lines = response.body.trim().split('\n').map((line) => JSON.parse(line) as ExportLine);
+    const [header] = lines;
+    assert.equal(header?.type, 'header');
+    assert.deepEqual(header?.type === 'header' ? { dim: header.dim, space: header.space, high_water: header.high_water } : undefined, {
+      dim: DIM,
+      space: 'cosine',
+      high_water: store.walSeq,
+    });
+    const stats = store.stats();
+    assert.deepEqual(lines.at(-1), { type: 'end', documents: stats.documents, chunks: stats.count });
+  });
+
+  it('is not ready while catching up, and says so in stats', async () => {
+    store.setState('catching-up');
+    try {
+      const ready = await app.inject({ method: 'GET', url: '/readyz' });
+      assert.equal(ready.statusCode, 503);
+      assert.equal(ready.json<Envelope>().error.code, 'RAGWAY_ERR_NOT_READY');
+      assert.equal((await send({ method: 'GET', url: '/v1/stats' })).json<StatsResponse>().state, 'catching-up');
+      await expectError({ method: 'GET', url: '/v1/changes?since=0' }, 503, 'RAGWAY_ERR_NOT_READY', null);
+    } finally {
+      store.setState('ready');
+    }
+    assert.equal((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 200);
+  });
+
+  it('has no fault injection unless asked for', async () => {
+    await expectError({ method: 'GET', url: '/v1/faults' }, 404, 'RAGWAY_ERR_NOT_FOUND', null);
   });
 
   it('rejects a missing or different protocol version', async () => {

@@ -359,7 +359,35 @@ describe('Scatter behaviour', () => {
     assert.deepEqual(touched, [...new Set(['doc-4', 'doc-5', 'doc-unknown'].map((id) => fixture.scatter.shardFor(id)))].sort());
   });
 
-  it('a failing shard fails the search with 503 naming it, and cancels the shards still running', async () => {
+  it('a failing shard is left out and named in coverage; the others still answer', async () => {
+    const failures: [number, boolean][] = [];
+    const scatter = new Scatter(
+      [new InProcessShardClient(fixture.stores[0] as IndexStore, { label: 'shard-0' }), new BrokenShardClient('shard-1 (broken)')],
+      { onShardLatency: (shard, _seconds, ok) => failures.push([shard, ok]) },
+    );
+    const result = await scatter.search(vectors[0] as Float32Array, { k: 3, namespace: NS });
+    assert.equal(result.hits.length, 3);
+    assert.equal(result.coverage.partial, true);
+    assert.equal(result.coverage.shards_total, 2);
+    assert.equal(result.coverage.shards_ok, 1);
+    assert.equal(result.coverage.missing?.length, 1);
+    assert.equal(result.coverage.missing?.[0]?.shard, 1);
+    assert.equal(result.coverage.missing?.[0]?.code, 'RAGWAY_ERR_SHARD_UNAVAILABLE');
+    assert.match(result.coverage.missing?.[0]?.reason ?? '', /shard-1 \(broken\).*disk on fire/);
+    assert.deepEqual(result.epochs, [fixture.stores[0]?.currentEpoch, -1]);
+    assert.deepEqual(failures.sort(), [
+      [0, true],
+      [1, false],
+    ]);
+    // With no shard left there is nothing to answer with.
+    const none = new Scatter([new BrokenShardClient('shard-0 (broken)'), new BrokenShardClient('shard-1 (broken)')]);
+    await assert.rejects(
+      none.search(vectors[0] as Float32Array, { k: 3, namespace: NS }),
+      hasCode('RAGWAY_ERR_SHARD_UNAVAILABLE', /no shard answered \(2 of 2 missing\).*shard-0 \(broken\).*shard-1 \(broken\)/),
+    );
+  });
+
+  it('requireComplete fails with 503 naming the shard, and cancels the shards still running', async () => {
     const stuck = new StuckShardClient('shard-2 (stuck)');
     const failures: [number, boolean][] = [];
     const scatter = new Scatter(
@@ -367,8 +395,8 @@ describe('Scatter behaviour', () => {
       { onShardLatency: (shard, _seconds, ok) => failures.push([shard, ok]) },
     );
     await assert.rejects(
-      scatter.search(vectors[0] as Float32Array, { k: 3, namespace: NS }),
-      hasCode('RAGWAY_ERR_SHARD_UNAVAILABLE', /shard-1 \(broken\).*disk on fire/),
+      scatter.search(vectors[0] as Float32Array, { k: 3, namespace: NS, requireComplete: true }),
+      hasCode('RAGWAY_ERR_SHARD_UNAVAILABLE', /search needs all 3 shards: shard-1 \(broken\).*disk on fire/),
     );
     assert.equal(stuck.aborted, 1, 'the call in flight to the stuck shard was aborted');
     // The broken shard is reported as failed; the cancelled one is not reported at all.
@@ -376,6 +404,29 @@ describe('Scatter behaviour', () => {
       [0, true],
       [1, false],
     ]);
+  });
+
+  it('a shard that misses the deadline is left out at the deadline (504 when required)', async () => {
+    const stuck = new StuckShardClient('shard-1 (stuck)');
+    const scatter = new Scatter([new InProcessShardClient(fixture.stores[0] as IndexStore, { label: 'shard-0' }), stuck]);
+    let started = performance.now();
+    const result = await scatter.search(vectors[0] as Float32Array, { k: 3, namespace: NS, deadline: Date.now() + 60 });
+    const waited = performance.now() - started;
+    assert.ok(waited >= 50 && waited < 200, `waited ${waited} ms for a 60 ms budget`);
+    assert.equal(stuck.aborted, 1);
+    assert.deepEqual(result.coverage.missing?.map((m) => [m.shard, m.code]), [[1, 'RAGWAY_ERR_DEADLINE_EXCEEDED']]);
+    assert.match(result.coverage.missing?.[0]?.reason ?? '', /shard-1 \(stuck\): no answer before the deadline/);
+
+    started = performance.now();
+    await assert.rejects(
+      scatter.search(vectors[0] as Float32Array, { k: 3, namespace: NS, deadline: Date.now() + 40, requireComplete: true }),
+      hasCode('RAGWAY_ERR_DEADLINE_EXCEEDED', /search needs all 2 shards: shard-1 \(stuck\)/),
+    );
+    assert.ok(performance.now() - started < 150);
+    await assert.rejects(
+      scatter.search(vectors[0] as Float32Array, { k: 3, namespace: NS, deadline: Date.now() - 1 }),
+      hasCode('RAGWAY_ERR_DEADLINE_EXCEEDED'),
+    );
   });
 
   it('a caller abort ends the scatter at once with the caller’s error', async () => {

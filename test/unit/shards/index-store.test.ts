@@ -465,8 +465,8 @@ describe('IndexStore', () => {
       store.save();
       const current = readFileSync(join(dataDir, 'CURRENT'), 'utf8').trim();
       assert.equal(current, 'snapshot-000000000002');
-      assert.deepEqual(readdirSync(dataDir).sort(), ['CURRENT', current]);
-      assert.deepEqual(readdirSync(join(dataDir, current)).sort(), ['chunks.jsonl', 'index.hnsw', 'manifest.json', 'vectors.f32']);
+      assert.deepEqual(readdirSync(dataDir).sort(), ['CURRENT', current, 'wal']);
+      assert.deepEqual(readdirSync(join(dataDir, current)).sort(), ['chunks.jsonl', 'floors.jsonl', 'index.hnsw', 'manifest.json', 'vectors.f32']);
     });
 
     it('ignores and cleans up the leftovers of an interrupted save', () => {
@@ -483,12 +483,13 @@ describe('IndexStore', () => {
       assert.ok(!existsSync(join(dataDir, '.tmp-snapshot-000000000002')));
     });
 
-    it('auto-saves shortly after a write, without close()', async () => {
+    it('snapshots shortly after a write, without close()', async () => {
       const dataDir = freshDir();
       const store = IndexStore.open({ dataDir, dim: DIM, space: 'cosine', autoSaveMs: 20 });
       store.upsert({ chunks: makeChunks(randomUnitVectors(5, DIM, 26)) });
       assert.ok(!existsSync(join(dataDir, 'CURRENT')));
       await sleep(150);
+      assert.ok(existsSync(join(dataDir, 'CURRENT')), 'a timed snapshot was written');
       const copy = IndexStore.open({ dataDir, dim: DIM, space: 'cosine', autoSaveMs: 0 });
       assert.equal(copy.stats().count, 5);
       store.close();

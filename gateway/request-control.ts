@@ -1,7 +1,8 @@
-// Per-request cache control: `cache: {mode, ttl_ms}` in a body, or the headers
-// `x-ragway-cache-mode` / `x-ragway-cache-ttl-ms` for clients (OpenAI SDKs) that cannot add
-// body fields easily. The body wins when both are given. The answer says what happened in
-// `x-ragway-cache: hit | miss | bypass | coalesced`.
+// Per-request controls that clients set in the body or, for clients (OpenAI SDKs) that
+// cannot add body fields easily, in headers; the body wins when both are given:
+// - cache: `cache: {mode, ttl_ms}` or `x-ragway-cache-mode` / `x-ragway-cache-ttl-ms`; the
+//   answer says what happened in `x-ragway-cache: hit | miss | bypass | coalesced`;
+// - deadline: `deadline_ms` or `x-ragway-deadline-ms`, the time budget of the retrieval.
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
 import type { CacheControl, CacheStatus } from './caches.js';
@@ -22,6 +23,7 @@ export type CacheControlBody = Static<typeof CacheControlBody>;
 export const CacheControlHeaders = Type.Object({
   'x-ragway-cache-mode': Type.Optional(Mode),
   'x-ragway-cache-ttl-ms': Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,10}$' })),
+  'x-ragway-deadline-ms': Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,8}$', errorMessage: 'x-ragway-deadline-ms must be a whole number of milliseconds' })),
 });
 export type CacheControlHeaders = Static<typeof CacheControlHeaders>;
 
@@ -37,4 +39,12 @@ export function cacheControl(body: CacheControlBody | undefined, headers: CacheC
 
 export function setCacheStatus(reply: FastifyReply, status: CacheStatus): void {
   reply.header(CACHE_STATUS_HEADER, status);
+}
+
+export const DeadlineMs = Type.Integer({ minimum: 1, maximum: 600_000 });
+
+/** The retrieval budget: the body's `deadline_ms`, else the header, else the configured default. */
+export function deadlineMs(body: number | undefined, headers: CacheControlHeaders, fallback: number): number {
+  const header = headers['x-ragway-deadline-ms'];
+  return body ?? (header === undefined ? fallback : Number(header));
 }

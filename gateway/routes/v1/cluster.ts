@@ -1,0 +1,46 @@
+// GET /v1/cluster — what an operator looks at first: every shard and replica with its URL,
+// state (ready, catching-up, ejected, down), write epoch, counts and recent latency.
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
+
+const Replica = Type.Object({
+  url: Type.String(),
+  state: Type.String(),
+  epoch: Nullable(Type.Integer()),
+  wal_seq: Nullable(Type.Integer()),
+  documents: Nullable(Type.Integer()),
+  chunks: Nullable(Type.Integer()),
+  latency_ewma_ms: Nullable(Type.Number()),
+  latency_p95_ms: Nullable(Type.Number()),
+  in_flight: Type.Integer(),
+  consecutive_failures: Type.Integer(),
+  last_error: Nullable(Type.String()),
+  stats_age_ms: Nullable(Type.Number()),
+});
+
+const ClusterResponse = Type.Object({
+  object: Type.Literal('cluster'),
+  shards_total: Type.Integer(),
+  shards_ready: Type.Integer(),
+  shards: Type.Array(Type.Object({ shard: Type.Integer(), name: Type.String(), ready_replicas: Type.Integer(), replicas: Type.Array(Replica) })),
+});
+
+const CLUSTER_TIMEOUT_MS = 2_000;
+
+export default async function clusterRoutes(app: FastifyInstance): Promise<void> {
+  app.get('/v1/cluster', { schema: { response: { 200: ClusterResponse } } }, async () => {
+    const shards = await app.scatter.cluster(AbortSignal.timeout(CLUSTER_TIMEOUT_MS));
+    const views = shards.map((shard) => ({
+      ...shard,
+      ready_replicas: shard.replicas.filter((replica) => replica.state === 'ready').length,
+    }));
+    return {
+      object: 'cluster' as const,
+      shards_total: views.length,
+      shards_ready: views.filter((shard) => shard.ready_replicas > 0).length,
+      shards: views,
+    };
+  });
+}

@@ -1,0 +1,514 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { abortError, createError, isRagwayError, type ErrorCode } from '../../../gateway/errors.js';
+import { InProcessShardClient } from '../../../retriever/in-process-shard-client.js';
+import { ReplicaSet, type ReplicaSetObserver, type ReplicaSetOptions } from '../../../retriever/replica-set.js';
+import { Scatter, type ChunkInput } from '../../../retriever/scatter.js';
+import { SearchCoalescer } from '../../../retriever/search-coalescer.js';
+import type { ShardCallOptions, ShardClient } from '../../../retriever/shard-client.js';
+import { VersionClock } from '../../../retriever/version-clock.js';
+import {
+  encodeVector,
+  type DeleteRequest,
+  type DeleteResponse,
+  type DocumentResponse,
+  type SearchRequest,
+  type SearchResponse,
+  type StatsResponse,
+  type UpsertRequest,
+  type UpsertResponse,
+} from '../../../shards/protocol.js';
+import { IndexStore } from '../../../shards/index-store.js';
+import { mulberry32, randomUnitVectors } from '../../helpers/random.js';
+import { CONTRACT_DIM, CONTRACT_SPACE, shardClientContract } from './shard-client-contract.js';
+
+const DIM = 8;
+const NS = 'ns';
+const vectors = randomUnitVectors(200, DIM, 5);
+const chunks: ChunkInput[] = vectors.map((vector, i) => ({ id: `c${i}`, document_id: `d${i}`, namespace: NS, text: `t${i}`, vector }));
+
+/**
+ * A real in-process replica behind knobs: a delay before each call (aborted with the call's
+ * signal, as a socket would be), a forced failure, and the state its stats report.
+ */
+class ControlledReplica implements ShardClient {
+  readonly name: string;
+  readonly url: string;
+  readonly inner: InProcessShardClient;
+  /** Delay before a call reaches the store, per call; 0 = answer at once. */
+  delay: () => number = () => 0;
+  /** Thrown by every call while set. */
+  failure: (() => unknown) | undefined;
+  state: 'ready' | 'catching-up' = 'ready';
+  calls = { search: 0, upsert: 0, delete: 0, getDocument: 0, stats: 0 };
+  aborted = 0;
+  readonly deadlines: (number | undefined)[] = [];
+  readonly versions: (number | undefined)[] = [];
+
+  constructor(readonly store: IndexStore, index: number) {
+    this.url = `mem://replica-${index}`;
+    this.name = `shard-0 (${this.url})`;
+    this.inner = new InProcessShardClient(store, { label: 'shard-0' });
+  }
+
+  private async gate(signal: AbortSignal | undefined): Promise<void> {
+    const failure = this.failure?.();
+    if (failure !== undefined) throw failure;
+    const ms = this.delay();
+    if (ms <= 0) return;
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        this.aborted += 1;
+        reject(abortError(signal as AbortSignal));
+      };
+      const timer = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  async search(request: SearchRequest, signal?: AbortSignal, options?: ShardCallOptions): Promise<SearchResponse> {
+    this.calls.search += 1;
+    this.deadlines.push(options?.deadline);
+    await this.gate(signal);
+    return this.inner.search(request, signal);
+  }
+  async upsert(request: UpsertRequest, signal?: AbortSignal): Promise<UpsertResponse> {
+    this.calls.upsert += 1;
+    this.versions.push(request.version);
+    await this.gate(signal);
+    return this.inner.upsert(request, signal);
+  }
+  async delete(request: DeleteRequest, signal?: AbortSignal): Promise<DeleteResponse> {
+    this.calls.delete += 1;
+    this.versions.push(request.version);
+    await this.gate(signal);
+    return this.inner.delete(request, signal);
+  }
+  async getDocument(namespace: string, documentId: string, signal?: AbortSignal): Promise<DocumentResponse | undefined> {
+    this.calls.getDocument += 1;
+    await this.gate(signal);
+    return this.inner.getDocument(namespace, documentId, signal);
+  }
+  async stats(signal?: AbortSignal): Promise<StatsResponse> {
+    this.calls.stats += 1;
+    const failure = this.failure?.();
+    if (failure !== undefined) throw failure;
+    return { ...(await this.inner.stats(signal)), state: this.state };
+  }
+  async close(): Promise<void> {}
+}
+
+/** What HttpShardClient throws for a replica that refuses connections. */
+const refused = (replica: ControlledReplica) => (): unknown =>
+  createError('RAGWAY_ERR_SHARD_UNAVAILABLE', `${replica.name} unavailable: connect ECONNREFUSED`);
+
+function hasCode(code: ErrorCode, messagePattern?: RegExp): (err: unknown) => boolean {
+  return (err) => {
+    assert.ok(isRagwayError(err), `expected a RagwayError, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    if (messagePattern) assert.match(err.message, messagePattern);
+    return true;
+  };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const query = (i: number): SearchRequest => ({ queries: [{ vector: encodeVector(vectors[i % vectors.length] as Float32Array), k: 3, namespace: NS }] });
+
+/** Records every observer hook call as "hook:args". */
+function recordingObserver(): ReplicaSetObserver & { events: string[] } {
+  const events: string[] = [];
+  return {
+    events,
+    onHedge: (shard) => events.push(`hedge:${shard}`),
+    onHedgeWon: (shard) => events.push(`won:${shard}`),
+    onReplicaEjected: (shard, url) => events.push(`ejected:${shard}:${url}`),
+    onReplicaRestored: (shard, url) => events.push(`restored:${shard}:${url}`),
+  };
+}
+
+// A replica set is a ShardClient like any other: same answers, same errors (ARCHITECTURE §5.7).
+shardClientContract('ReplicaSet over two in-process replicas', async () => {
+  const dirs = [0, 1].map(() => mkdtempSync(join(tmpdir(), 'ragway-replica-contract-')));
+  const stores = dirs.map((dataDir) => IndexStore.open({ dataDir, dim: CONTRACT_DIM, space: CONTRACT_SPACE, autoSaveMs: 0 }));
+  const set = new ReplicaSet(stores.map((store, i) => new ControlledReplica(store, i)));
+  return {
+    client: set,
+    cleanup: async () => {
+      await set.close();
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+describe('ReplicaSet', () => {
+  const dirs: string[] = [];
+  const sets: ReplicaSet[] = [];
+
+  /** `count` replicas of one shard, each its own store holding the same chunks. */
+  async function replicas(count: number, options: ReplicaSetOptions = {}): Promise<{ set: ReplicaSet; replicas: ControlledReplica[] }> {
+    const controlled = Array.from({ length: count }, (_, index) => {
+      const dir = mkdtempSync(join(tmpdir(), 'ragway-replica-set-'));
+      dirs.push(dir);
+      return new ControlledReplica(IndexStore.open({ dataDir: dir, dim: DIM, space: 'cosine', autoSaveMs: 0 }), index);
+    });
+    const set = new ReplicaSet(controlled, { random: mulberry32(42), ...options });
+    sets.push(set);
+    await set.upsert({ chunks: chunks.map((chunk) => ({ ...chunk, vector: encodeVector(chunk.vector as Float32Array) })) });
+    return { set, replicas: controlled };
+  }
+
+  after(async () => {
+    // Not store.close(): nothing needs to reach disk, the directories go away.
+    for (const set of sets) await set.close();
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('P2C sends most reads to the faster replica and spreads concurrent load', async () => {
+    const { set, replicas: [fast, slow] } = await replicas(2, { hedge: { enabled: false } });
+    assert.ok(fast && slow);
+    slow.delay = () => 6;
+    for (let i = 0; i < 60; i++) await set.search(query(i));
+    assert.ok(fast.calls.search >= 55, `fast ${fast.calls.search}, slow ${slow.calls.search}`);
+
+    // Same speed: in-flight counts keep a burst from landing on one replica.
+    const { set: even, replicas: [x, y] } = await replicas(2, { hedge: { enabled: false } });
+    assert.ok(x && y);
+    x.delay = () => 10;
+    y.delay = () => 10;
+    await Promise.all(Array.from({ length: 40 }, (_, i) => even.search(query(i))));
+    assert.ok(Math.abs(x.calls.search - y.calls.search) <= 4, `x ${x.calls.search}, y ${y.calls.search}`);
+  });
+
+  it('a transient failure moves to another replica; a 4xx returns at once', async () => {
+    const observer = recordingObserver();
+    const { set, replicas: [a, b] } = await replicas(2, { hedge: { enabled: false }, observer, ejection: { failures: 3, baseBackoffMs: 60_000 } });
+    assert.ok(a && b);
+    a.failure = refused(a);
+    for (let i = 0; i < 20; i++) assert.equal((await set.search(query(i))).results[0]?.hits.length, 3);
+    assert.ok(a.calls.search <= 3, `the failing replica was tried ${a.calls.search} times`);
+    assert.deepEqual(observer.events, ['ejected:0:mem://replica-0']);
+    assert.equal(set.counters.failovers, a.calls.search);
+    assert.equal(set.view()[0]?.state, 'down');
+    assert.equal((await set.getDocument(NS, 'd3'))?.chunks[0]?.id, 'c3');
+
+    a.failure = undefined;
+    const before = a.calls.search + b.calls.search;
+    const bad: SearchRequest = { queries: [{ ...(query(0).queries[0] as SearchRequest['queries'][0]), filter: { n: { $near: 1 } } }] };
+    await assert.rejects(set.search(bad), hasCode('RAGWAY_ERR_INVALID_FILTER'));
+    assert.equal(a.calls.search + b.calls.search, before + 1, 'a 4xx is not retried on another replica');
+
+    b.failure = () => createError('RAGWAY_ERR_SHARD_UNAVAILABLE', 'shard-0 (mem://replica-1) unavailable: HTTP 503');
+    await assert.rejects(
+      set.search(query(1)),
+      hasCode('RAGWAY_ERR_SHARD_UNAVAILABLE', /^shard-0: 2 of 2 replicas failed \(search\): mem:\/\/replica-1 unavailable: HTTP 503; mem:\/\/replica-0: ejected after 3 consecutive failures \(last: .*ECONNREFUSED\)$/),
+    );
+  });
+
+  it('ejects after N failures, probes back with backoff, and reads again once ready', async () => {
+    const observer = recordingObserver();
+    const { set, replicas: [a, b] } = await replicas(2, {
+      hedge: { enabled: false },
+      observer,
+      ejection: { failures: 2, baseBackoffMs: 20, maxBackoffMs: 40 },
+    });
+    assert.ok(a && b);
+    a.failure = refused(a);
+    for (let i = 0; i < 10; i++) await set.search(query(i));
+    assert.deepEqual(observer.events, ['ejected:0:mem://replica-0']);
+    const probesWhileDown = a.calls.stats;
+    await sleep(120);
+    assert.ok(a.calls.stats > probesWhileDown, 'the ejected replica is probed');
+    assert.ok(a.calls.stats - probesWhileDown <= 6, `probes back off: ${a.calls.stats - probesWhileDown} in 120 ms`);
+    assert.equal(set.view()[0]?.state, 'down');
+
+    // It comes back but is still catching up: writes resume, reads wait.
+    a.failure = undefined;
+    a.state = 'catching-up';
+    await sleep(80);
+    assert.deepEqual(observer.events, ['ejected:0:mem://replica-0', 'restored:0:mem://replica-0']);
+    assert.equal(set.view()[0]?.state, 'catching-up');
+    const readsBefore = a.calls.search;
+    for (let i = 0; i < 10; i++) await set.search(query(i));
+    assert.equal(a.calls.search, readsBefore, 'no reads from a catching-up replica');
+    const ack = await set.upsert({ chunks: [{ id: 'x', document_id: 'dx', namespace: NS, text: 'x', vector: encodeVector(vectors[0] as Float32Array) }] });
+    assert.deepEqual(ack.replicas.map((r) => r.ok), [true, true]);
+
+    a.state = 'ready';
+    await sleep(80);
+    assert.equal(set.view()[0]?.state, 'ready');
+    b.delay = () => 5;
+    for (let i = 0; i < 20; i++) await set.search(query(i));
+    assert.ok(a.calls.search > readsBefore, 'the restored replica serves reads again');
+  });
+
+  it('the periodic refresh notices a catching-up replica nobody reads from', async () => {
+    const { set, replicas: [a, b] } = await replicas(2, { hedge: { enabled: false }, probeIntervalMs: 20 });
+    assert.ok(a && b);
+    set.start();
+    a.state = 'catching-up';
+    await sleep(60);
+    assert.deepEqual(set.view().map((v) => v.state), ['catching-up', 'ready']);
+    const view = set.view()[1];
+    assert.equal(view?.chunks, chunks.length);
+    assert.ok(view !== undefined && view.epoch !== null && view.stats_age_ms !== null && view.stats_age_ms < 100);
+    set.stop();
+  });
+
+  it('hedges a slow call to another replica: the hedge wins and the slow call is aborted', async (t) => {
+    const observer = recordingObserver();
+    const { set, replicas: [a, b] } = await replicas(2, { observer, hedge: { percentile: 0.95, minDelayMs: 5 } });
+    assert.ok(a && b);
+    // Warm-up: the percentile is trusted after 20 samples; until then nothing is hedged.
+    for (let i = 0; i < 20; i++) await set.search(query(i));
+    assert.equal(set.counters.hedges, 0);
+    // Tail latency: 1 call in 20 on either replica stalls for 150 ms (a GC pause, a cold page).
+    for (const [index, replica] of [a, b].entries()) {
+      const random = mulberry32(100 + index);
+      replica.delay = () => (random() < 0.05 ? 150 : 0);
+    }
+    const latencies: number[] = [];
+    for (let i = 0; i < 300; i++) {
+      const started = performance.now();
+      await set.search(query(i));
+      latencies.push(performance.now() - started);
+    }
+    const { hedges, hedgesWon, searches } = set.counters;
+    const slow = latencies.filter((ms) => ms > 100).length;
+    const delay = set.hedgeDelayMs;
+    t.diagnostic(`hedge delay ${delay?.toFixed(2)} ms; ${hedges} hedges (${hedgesWon} won) over ${searches} searches; ${slow} searches over 100 ms`);
+    assert.equal(delay, 5, 'fast shards hedge at the floor');
+    assert.ok(hedges >= 5, `hedges ${hedges}`);
+    assert.ok(hedgesWon >= hedges - 2, `won ${hedgesWon} of ${hedges}`);
+    // Every hedge ends with exactly one of its two calls aborted.
+    assert.equal(a.aborted + b.aborted, hedges);
+    // Only a search whose hedge stalls too still waits (about 1 in 400).
+    assert.ok(slow <= 2, `${slow} searches still waited for a stalled replica`);
+    assert.equal(observer.events.filter((e) => e === 'hedge:0').length, hedges);
+    assert.equal(observer.events.filter((e) => e === 'won:0').length, hedgesWon);
+  });
+
+  it('the hedge budget caps extra calls at maxExtraFraction', async (t) => {
+    const { set, replicas: [a, b] } = await replicas(2, { hedge: { percentile: 0.5, minDelayMs: 1, maxExtraFraction: 0.1 } });
+    assert.ok(a && b);
+    for (const [index, replica] of [a, b].entries()) {
+      const random = mulberry32(200 + index);
+      replica.delay = () => 2 + Math.floor(random() * 10);
+    }
+    const total = 300;
+    for (let start = 0; start < total; start += 10) {
+      await Promise.all(Array.from({ length: 10 }, (_, i) => set.search(query(start + i))));
+    }
+    const { hedges, searches } = set.counters;
+    // The upsert that loaded the replicas is not a search call.
+    const calls = a.calls.search + b.calls.search;
+    const fraction = (calls - searches) / searches;
+    t.diagnostic(`p50 hedging at ${set.hedgeDelayMs?.toFixed(1)} ms: ${hedges} hedges over ${searches} searches = ${(fraction * 100).toFixed(1)} % extra shard calls`);
+    assert.equal(searches, total);
+    assert.equal(calls, searches + hedges);
+    // Half the calls outlive a p50 hedge delay; the bucket lets through at most 10 %.
+    assert.ok(fraction <= 0.1, `extra calls ${fraction}`);
+    assert.ok(fraction >= 0.07, `the budget should be used when needed: ${fraction}`);
+  });
+
+  it('writes go to every replica with acks, and fail clearly when none accepts', async () => {
+    const { set, replicas: [a, b] } = await replicas(2);
+    assert.ok(a && b);
+    const chunk = { id: 'w1', document_id: 'dw1', namespace: NS, text: 'w', vector: encodeVector(vectors[9] as Float32Array) };
+    const both = await set.upsert({ chunks: [chunk], version: 7 });
+    assert.deepEqual(both.replicas, [
+      { url: 'mem://replica-0', ok: true },
+      { url: 'mem://replica-1', ok: true },
+    ]);
+    assert.equal(both.upserted, 1);
+    assert.ok(a.store.getDocument(NS, 'dw1') && b.store.getDocument(NS, 'dw1'));
+    assert.deepEqual([a.versions.at(-1), b.versions.at(-1)], [7, 7]);
+
+    b.failure = () => new Error('disk on fire');
+    const one = await set.upsert({ chunks: [{ ...chunk, id: 'w2' }] });
+    assert.deepEqual(one.replicas.map((r) => r.ok), [true, false]);
+    assert.match(one.replicas[1]?.error ?? '', /mem:\/\/replica-1: disk on fire/);
+
+    a.failure = refused(a);
+    await assert.rejects(
+      set.delete({ namespace: NS, document_ids: ['dw1'] }),
+      hasCode('RAGWAY_ERR_SHARD_UNAVAILABLE', /^shard-0: 2 of 2 replicas failed \(delete\): mem:\/\/replica-0 unavailable: connect ECONNREFUSED; mem:\/\/replica-1: disk on fire$/),
+    );
+    a.failure = undefined;
+    b.failure = undefined;
+    // A request every replica rejects is the caller's mistake, not an outage.
+    await assert.rejects(
+      set.upsert({ chunks: [{ ...chunk, vector: encodeVector(new Float32Array(3)) }] }),
+      (err: unknown) => isRagwayError(err) && err.statusCode === 400,
+    );
+  });
+
+  it('a deadline ends the read at the deadline, with every call aborted', async () => {
+    const { set, replicas: [a, b] } = await replicas(2);
+    assert.ok(a && b);
+    a.delay = () => 500;
+    b.delay = () => 500;
+    const started = performance.now();
+    const deadline = Date.now() + 50;
+    await assert.rejects(set.search(query(0), undefined, { deadline }), hasCode('RAGWAY_ERR_DEADLINE_EXCEEDED', /^shard-0: no replica answered search before the deadline/));
+    const waited = performance.now() - started;
+    assert.ok(waited >= 45 && waited < 120, `waited ${waited} ms for a 50 ms budget`);
+    assert.equal(a.aborted + b.aborted, a.calls.search + b.calls.search);
+    assert.ok([...a.deadlines, ...b.deadlines].every((d) => d === deadline), 'the deadline travels to the replica');
+  });
+});
+
+describe('Scatter over replica sets', () => {
+  const dirs: string[] = [];
+  let scatter: Scatter;
+  let shards: ControlledReplica[][];
+
+  before(async () => {
+    shards = [0, 1].map((shard) =>
+      [0, 1].map((index) => {
+        const dir = mkdtempSync(join(tmpdir(), 'ragway-scatter-replicas-'));
+        dirs.push(dir);
+        return new ControlledReplica(IndexStore.open({ dataDir: dir, dim: DIM, space: 'cosine', autoSaveMs: 0 }), shard * 2 + index);
+      }),
+    );
+    const sets = shards.map((replicas, shard) => new ReplicaSet(replicas, { shard, hedge: { enabled: false }, ejection: { failures: 100, baseBackoffMs: 60_000 } }));
+    scatter = new Scatter(sets, {}, { versionClock: new VersionClock() });
+    const summary = await scatter.upsertChunks(chunks);
+    assert.equal(summary.upserted, chunks.length);
+    assert.deepEqual(summary.replicas.map((acks) => acks?.map((ack) => ack.ok)), [[true, true], [true, true]]);
+    // One version for the whole write, on every replica of every shard.
+    assert.ok(summary.version > 0);
+    assert.deepEqual(shards.flat().map((replica) => replica.versions.at(-1)), [summary.version, summary.version, summary.version, summary.version]);
+  });
+
+  after(async () => {
+    await scatter.close();
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const heal = (): void => {
+    for (const replica of shards.flat()) {
+      replica.failure = undefined;
+      replica.delay = () => 0;
+    }
+  };
+
+  it('a shard with no live replica is missing from coverage; requireComplete makes it a 503', async () => {
+    for (const replica of shards[1] ?? []) replica.failure = refused(replica);
+    try {
+      const result = await scatter.search(vectors[0] as Float32Array, { k: 5, namespace: NS });
+      assert.equal(result.hits.length, 5);
+      assert.equal(result.coverage.partial, true);
+      assert.equal(result.coverage.shards_ok, 1);
+      assert.deepEqual(result.coverage.missing?.map((m) => [m.shard, m.code]), [[1, 'RAGWAY_ERR_SHARD_UNAVAILABLE']]);
+      assert.match(result.coverage.missing?.[0]?.reason ?? '', /^shard-1: 2 of 2 replicas failed \(search\): .*ECONNREFUSED/);
+      // Only shard 0's documents in the answer.
+      assert.ok(result.hits.every((hit) => scatter.shardFor(hit.document_id) === 0));
+
+      await assert.rejects(
+        scatter.search(vectors[0] as Float32Array, { k: 5, namespace: NS, requireComplete: true }),
+        hasCode('RAGWAY_ERR_SHARD_UNAVAILABLE', /^search needs all 2 shards: shard-1: 2 of 2 replicas failed/),
+      );
+
+      // Coalesced callers share one batch; each decides for itself.
+      const coalescer = new SearchCoalescer(scatter);
+      const [lenient, strict] = await Promise.allSettled([
+        coalescer.search(vectors[1] as Float32Array, { k: 3, namespace: NS }),
+        coalescer.search(vectors[2] as Float32Array, { k: 3, namespace: NS, requireComplete: true }),
+      ]);
+      assert.equal(lenient.status, 'fulfilled');
+      assert.equal(lenient.status === 'fulfilled' && lenient.value.coverage.partial, true);
+      assert.equal(strict.status, 'rejected');
+      assert.ok(strict.status === 'rejected' && hasCode('RAGWAY_ERR_SHARD_UNAVAILABLE', /shard-1: 2 of 2/)(strict.reason));
+
+      const view = await scatter.cluster();
+      assert.deepEqual(view.map((shard) => shard.replicas.map((r) => r.url)), [['mem://replica-0', 'mem://replica-1'], ['mem://replica-2', 'mem://replica-3']]);
+      assert.deepEqual(view[1]?.replicas.map((r) => r.state), ['down', 'down']);
+    } finally {
+      heal();
+    }
+  });
+
+  it('a deadline is a 504 with requireComplete and never waited past (coalesced too)', async () => {
+    for (const replica of shards[0] ?? []) replica.delay = () => 400;
+    try {
+      let started = performance.now();
+      const partial = await scatter.search(vectors[3] as Float32Array, { k: 3, namespace: NS, deadline: Date.now() + 60 });
+      assert.ok(performance.now() - started < 150);
+      assert.deepEqual(partial.coverage.missing?.map((m) => [m.shard, m.code]), [[0, 'RAGWAY_ERR_DEADLINE_EXCEEDED']]);
+
+      const coalescer = new SearchCoalescer(scatter);
+      started = performance.now();
+      await assert.rejects(
+        coalescer.search(vectors[3] as Float32Array, { k: 3, namespace: NS, deadline: Date.now() + 60, requireComplete: true }),
+        hasCode('RAGWAY_ERR_DEADLINE_EXCEEDED', /shard-0/),
+      );
+      const waited = performance.now() - started;
+      assert.ok(waited >= 50 && waited < 150, `waited ${waited} ms for a 60 ms budget`);
+    } finally {
+      heal();
+    }
+  });
+
+  it('writes report per-shard replica acks, and fail naming the shard when no replica accepts', async () => {
+    const doc = chunks.find((chunk) => scatter.shardFor(chunk.document_id) === 1) as ChunkInput;
+    const [r2, r3] = shards[1] as ControlledReplica[];
+    assert.ok(r2 && r3);
+    r2.failure = refused(r2);
+    try {
+      const summary = await scatter.upsertChunks([{ ...doc, id: 'r1' }]);
+      assert.deepEqual(summary.replicas[0], undefined);
+      assert.deepEqual(summary.replicas[1]?.map((ack) => [ack.url, ack.ok]), [['mem://replica-2', false], ['mem://replica-3', true]]);
+      r3.failure = refused(r3);
+      await assert.rejects(
+        scatter.deleteDocuments(NS, [doc.document_id]),
+        hasCode('RAGWAY_ERR_SHARD_UNAVAILABLE', /delete reached 0 of 1 shards .*shard-1: 2 of 2 replicas failed \(delete\)/),
+      );
+    } finally {
+      heal();
+    }
+    const second = await scatter.deleteDocuments(NS, [doc.document_id]);
+    assert.equal(second.documentsDeleted, 1);
+    assert.ok(second.version > (shards[1]?.[1]?.versions.at(-2) ?? Infinity), 'versions only go up');
+  });
+});
+
+describe('VersionClock', () => {
+  it('is monotonic, even within one millisecond and when the wall clock steps back', () => {
+    let now = 1_700_000_000_000;
+    const clock = new VersionClock(() => now);
+    const first = clock.next();
+    assert.equal(first, now * 1024);
+    const burst = Array.from({ length: 2000 }, () => clock.next());
+    assert.ok(burst.every((v, i) => v > (i === 0 ? first : (burst[i - 1] as number))));
+    now -= 5_000;
+    const afterStepBack = clock.next();
+    assert.ok(afterStepBack > (burst.at(-1) as number));
+    now += 10_000;
+    assert.equal(clock.next(), now * 1024);
+    clock.observe(now * 1024 + 50);
+    assert.equal(clock.next(), now * 1024 + 51);
+    assert.ok(Number.isSafeInteger(clock.next()));
+  });
+
+  it('two Scatter writes get increasing versions from the scatter’s own clock', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ragway-version-'));
+    try {
+      const replica = new ControlledReplica(IndexStore.open({ dataDir: dir, dim: DIM, space: 'cosine', autoSaveMs: 0 }), 0);
+      const scatter = new Scatter([replica]);
+      const one = await scatter.upsertChunks(chunks.slice(0, 2));
+      const two = await scatter.deleteDocuments(NS, ['d0']);
+      assert.ok(two.version > one.version);
+      assert.deepEqual(replica.versions, [one.version, two.version]);
+      assert.deepEqual(one.replicas, [[{ url: 'mem://replica-0', ok: true }]]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
