@@ -1,19 +1,21 @@
 // Catch-up of a restarted replica from the other replicas of its shard (`--peers`). It asks
-// a peer for the changes after its own high-water mark (wal_seq), page by page, and applies
-// them as ordinary writes: they carry versions, so whatever this replica already holds (or
-// takes meanwhile from the gateway) makes them no-ops rather than conflicts. When the peer
-// no longer retains those changes it copies the peer's export instead, then continues with
-// the changes after the export's high-water mark.
+// a peer for the changes after the peer's seq it last caught up to, page by page, and
+// applies them as ordinary writes: they carry versions, so whatever this replica already
+// holds (or takes meanwhile from the gateway) makes them no-ops rather than conflicts. When
+// the peer no longer retains those changes it copies the peer's export instead, then
+// continues with the changes after the export's high-water mark.
 //
-// Seqs are per replica. Asking a peer "since my wal_seq" relies on replicas of one shard
-// taking the same write stream (the gateway writes to every replica), so their seqs advance
-// together; an import moves this replica's seq up to the peer's mark for the same reason.
-// A replica that took writes its peer missed can ask from too far ahead and miss as many of
-// the peer's changes; versions still keep whatever is applied correct.
+// Seqs are per replica, so the position in a peer's feed is remembered per peer (in
+// `peer-cursors.json`), never taken from this replica's own wal_seq: the two diverge as soon
+// as one replica takes a write the other missed. A peer never synced from (or whose URL
+// changed) is read from the start of its retained feed, or copied from its export —
+// redundant work, since applying is idempotent, but never a missed write.
 //
 // A peer that is down, or itself not ready (503), is skipped for the next one. When no peer
 // gives a complete catch-up within `unreachableTimeoutMs`, the replica serves its own data:
 // a cluster that restarts every replica at once must still come up.
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import { Agent, type Dispatcher } from 'undici';
 import { abortError, throwIfAborted } from '../gateway/errors.js';
@@ -104,7 +106,8 @@ async function catchUpFrom(
 ): Promise<{ changes: number; imported: number }> {
   const { store, signal } = options;
   const pageLimit = options.pageLimit ?? DEFAULTS.pageLimit;
-  let since = store.walSeq;
+  const cursors = await readCursors(store.dataDir);
+  let since = cursors[peer] ?? 0;
   let changes = 0;
   let imported = 0;
   let imports = 0;
@@ -131,8 +134,28 @@ async function catchUpFrom(
     await store.durable();
     if (page.changes.length === 0 || since >= page.high_water) break;
   }
+  await writeCursors(store.dataDir, { ...cursors, [peer]: since });
   log('info', `caught up from ${peer}: ${changes} changes, ${imported} documents imported, wal_seq now ${store.walSeq}`);
   return { changes, imported };
+}
+
+const CURSORS_FILE = 'peer-cursors.json';
+
+/** Each peer's seq this replica has applied everything up to (absent: never synced). */
+async function readCursors(dataDir: string): Promise<Record<string, number>> {
+  try {
+    const parsed = JSON.parse(await readFile(join(dataDir, CURSORS_FILE), 'utf8')) as unknown;
+    if (typeof parsed !== 'object' || parsed === null) return {};
+    return Object.fromEntries(Object.entries(parsed).filter((entry): entry is [string, number] => Number.isInteger(entry[1])));
+  } catch {
+    return {};
+  }
+}
+
+async function writeCursors(dataDir: string, cursors: Record<string, number>): Promise<void> {
+  const path = join(dataDir, CURSORS_FILE);
+  await writeFile(`${path}.tmp`, JSON.stringify(cursors));
+  await rename(`${path}.tmp`, path);
 }
 
 function applyChange(store: IndexStore, change: Change): void {

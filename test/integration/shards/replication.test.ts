@@ -40,6 +40,31 @@ describe('replica catch-up (real processes)', () => {
     }
   }
 
+  it('misses nothing when both replicas took writes the other missed (seqs diverged)', async () => {
+    const next = versions();
+    const aDir = join(root.path, 'diverge-a');
+    const a = shardProcess('diverge-a', aDir);
+    const b = shardProcess('diverge-b', join(root.path, 'diverge-b'));
+    const aUrl = await a.start();
+    const bUrl = await b.start();
+    try {
+      await inParallel([...Array(50).keys()], 10, (i) => upsert([aUrl, bUrl], [chunk(i)], next()));
+      // Writes that reached only one replica each (the other's ack failed): A's seq runs 30
+      // ahead, B's only 10 — their seqs no longer line up.
+      await inParallel([...Array(30).keys()], 10, (i) => upsert([aUrl], [chunk(50 + i)], next()));
+      await inParallel([...Array(10).keys()], 10, (i) => upsert([bUrl], [chunk(80 + i)], next()));
+      await a.stop();
+      a.setArgs(['--data', aDir, '--dim', String(DIM), '--space', 'cosine', '--peers', bUrl]);
+      await a.start();
+      await http.waitReady(aUrl);
+      const contents = await http.contents(aUrl);
+      assert.equal((await http.stats(aUrl)).count, 90, 'A has its own 80 and the 10 only B took');
+      assert.ok(contents.length > 0);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
   it('catches up through the change feed, not ready until it has, taking writes meanwhile', async () => {
     const next = versions();
     const a = shardProcess('replica-a', join(root.path, 'feed-a'), [], { RAGWAY_FAULTS: '1' });
