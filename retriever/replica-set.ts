@@ -230,8 +230,10 @@ class Replica {
 
   get state(): ReplicaState {
     if (this.ejected) return this.contactFailed ? 'down' : 'ejected';
-    if (this.contactFailed || this.notReady) return 'down';
+    if (this.contactFailed) return 'down';
+    // A catching-up replica also fails /readyz; say which kind of not-ready it is.
     if (this.catchingUp) return 'catching-up';
+    if (this.notReady) return 'down';
     return 'ready';
   }
 

@@ -142,8 +142,10 @@ export function buildShardApp(store: IndexStore, options: ShardAppOptions = {}):
   }
 
   function assertServesFeed(): void {
-    // A replica still catching up holds a partial copy: peers should ask someone else.
-    if (store.state === 'catching-up') throw createError('RAGWAY_ERR_NOT_READY', 'this replica is still catching up from its peers');
+    // Deliberately served while catching up too: what this replica holds is still news to a
+    // peer that missed it, and when every replica of a shard restarts at once, each catching
+    // up from the others is how they converge (applying is idempotent). Refusing would leave
+    // them waiting for each other until the catch-up timeout, and then diverged.
   }
 
   app.post<{ Body: SearchRequest }>(

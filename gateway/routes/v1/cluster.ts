@@ -28,10 +28,12 @@ const ClusterResponse = Type.Object({
 });
 
 const CLUSTER_TIMEOUT_MS = 2_000;
+/** Replica stats older than this are fetched again: an operator wants the current picture. */
+const MAX_STATS_AGE_MS = 250;
 
 export default async function clusterRoutes(app: FastifyInstance): Promise<void> {
   app.get('/v1/cluster', { schema: { response: { 200: ClusterResponse } } }, async () => {
-    const shards = await app.scatter.cluster(AbortSignal.timeout(CLUSTER_TIMEOUT_MS));
+    const shards = await app.scatter.cluster(AbortSignal.timeout(CLUSTER_TIMEOUT_MS), MAX_STATS_AGE_MS);
     const views = shards.map((shard) => ({
       ...shard,
       ready_replicas: shard.replicas.filter((replica) => replica.state === 'ready').length,
