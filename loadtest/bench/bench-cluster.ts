@@ -4,6 +4,7 @@
 import { join } from 'node:path';
 import { Pool } from 'undici';
 import { batchDocuments, openSampleCorpus } from '../../cli/corpus.js';
+import { freePort } from '../../cli/free-port.js';
 import { ServiceProcess } from '../../cli/service-process.js';
 import { splitUnits } from '../../gateway/chunker.js';
 import { packageRoot } from '../../gateway/config.js';
@@ -44,6 +45,8 @@ export async function sampleSentences(count: number): Promise<string[]> {
 
 export interface BenchCluster {
   url: string;
+  /** Shard replica URLs: [shard][replica]. */
+  replicaUrls: string[][];
   chunks: number;
   post(path: string, body: unknown, headers?: Record<string, string>): Promise<{ status: number; cache: string | undefined; body: unknown }>;
   stop(): Promise<void>;
@@ -55,17 +58,33 @@ export async function startBenchCluster(options: {
   workDir: string;
   dim: number;
   connections: number;
+  /** Gateway environment. */
   env?: Record<string, string>;
+  /** Replicas per shard (default 1); each is told its siblings as --peers. */
+  replicas?: number;
+  /** Shard environment (e.g. RAGWAY_FAULTS=1). */
+  shardEnv?: Record<string, string>;
 }): Promise<BenchCluster> {
-  const shards = Array.from(
-    { length: options.shards },
-    (_, index) =>
-      new ServiceProcess({
-        label: `${options.name}-shard-${index}`,
-        host: '127.0.0.1',
-        args: ['--data', join(options.workDir, `${options.name}-shard-${index}`), '--dim', String(options.dim)],
-        restart: false,
-      }),
+  const replicaCount = options.replicas ?? 1;
+  const ports = await Promise.all(Array.from({ length: options.shards * replicaCount }, () => freePort()));
+  const urlOf = (shard: number, replica: number): string => `http://127.0.0.1:${ports[shard * replicaCount + replica]}`;
+  const replicaUrls = Array.from({ length: options.shards }, (_, shard) => Array.from({ length: replicaCount }, (_, replica) => urlOf(shard, replica)));
+  const shards = replicaUrls.flatMap((urls, shard) =>
+    urls.map(
+      (url, replica) =>
+        new ServiceProcess({
+          label: `${options.name}-s${shard}r${replica}`,
+          host: '127.0.0.1',
+          port: Number(new URL(url).port),
+          args: [
+            '--data', join(options.workDir, `${options.name}-s${shard}r${replica}`),
+            '--dim', String(options.dim),
+            ...(replicaCount > 1 ? ['--peers', urls.filter((_, other) => other !== replica).join(',')] : []),
+          ],
+          ...(options.shardEnv !== undefined ? { env: options.shardEnv } : {}),
+          restart: false,
+        }),
+    ),
   );
   const gateway = new ServiceProcess({
     label: `${options.name}-gateway`,
@@ -82,8 +101,8 @@ export async function startBenchCluster(options: {
     await Promise.all(shards.map((shard) => shard.stop()));
   };
   try {
-    const urls = await Promise.all(shards.map((shard) => shard.start()));
-    gateway.setArgs(['--shards', urls.join(';')]);
+    await Promise.all(shards.map((shard) => shard.start()));
+    gateway.setArgs(['--shards', replicaUrls.map((urls) => urls.join(',')).join(';')]);
     const url = await gateway.start();
     const client = new Pool(url, { connections: options.connections });
     pool = client;
@@ -104,7 +123,7 @@ export async function startBenchCluster(options: {
     for await (const batch of batchDocuments(source.documents(), { maxDocuments: 32, maxBytes: 2 * 1024 * 1024 })) {
       chunks += ((await post('/v1/documents', { documents: batch })).body as { chunks_total: number }).chunks_total;
     }
-    return { url, chunks, post, stop };
+    return { url, replicaUrls, chunks, post, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -11,6 +11,8 @@ import { benchRetrievalCore, renderRetrievalCore } from './retrieval-core.js';
 import { benchStreamingTax, renderStreamingTax } from './streaming-tax.js';
 import { benchCaching, renderCaching } from './caching.js';
 import { benchAnn, renderAnn } from './ann.js';
+import { benchHedging, renderHedging } from './hedging.js';
+import { benchWal, renderWal } from './wal.js';
 import { barChart, cdfPoints, lineChart } from './svg.js';
 import type { RetrievalCoreReport } from './retrieval-core.js';
 import type { CachingReport } from './caching.js';
@@ -82,7 +84,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: { quick: { type: 'boolean' }, out: { type: 'string' }, only: { type: 'string' } } });
   const quick = values.quick === true;
   // --only retrieval-core,streaming-tax,caching runs a subset (for iterating on one area).
-  const sections = new Set((values.only ?? 'retrieval-core,streaming-tax,caching,ann').split(','));
+  const sections = new Set((values.only ?? 'retrieval-core,streaming-tax,caching,hedging,wal,ann').split(','));
   const log = (line: string): void => {
     process.stderr.write(`[bench] ${line}\n`);
   };
@@ -96,6 +98,8 @@ async function main(): Promise<void> {
     const retrievalCore = sections.has('retrieval-core') ? await benchRetrievalCore({ quick, backend, workDir, log }) : undefined;
     const streamingTax = sections.has('streaming-tax') ? await benchStreamingTax({ quick, workDir, dim: backend.dimensions, log }) : undefined;
     const caching = sections.has('caching') ? await benchCaching({ quick, workDir, backend, log }) : undefined;
+    const hedging = sections.has('hedging') ? await benchHedging({ quick, workDir, dim: backend.dimensions, log }) : undefined;
+    const wal = sections.has('wal') ? await benchWal({ quick, workDir, log }) : undefined;
     const ann = sections.has('ann') ? await benchAnn({ quick, workDir, log }) : undefined;
     const charts = chartFiles({ retrievalCore, caching });
     const info = machine();
@@ -110,6 +114,8 @@ async function main(): Promise<void> {
       retrievalCore ? renderRetrievalCore(retrievalCore) : '',
       streamingTax ? renderStreamingTax(streamingTax) : '',
       caching ? renderCaching(caching) : '',
+      hedging ? renderHedging(hedging) : '',
+      wal ? renderWal(wal) : '',
       ann ? renderAnn(ann) : '',
       charts.length > 0 ? ['## Charts', '', ...charts.map((chart) => `![${chart.title}](${chart.file})`), ''].join('\n') : '',
     ]
@@ -130,7 +136,7 @@ async function main(): Promise<void> {
         }),
       );
     }
-    await writeFile(join(outDir, 'report.json'), `${JSON.stringify({ machine: info, quick, seconds, retrievalCore, streamingTax, caching, ann }, null, 2)}\n`);
+    await writeFile(join(outDir, 'report.json'), `${JSON.stringify({ machine: info, quick, seconds, retrievalCore, streamingTax, caching, hedging, wal, ann }, null, 2)}\n`);
     process.stdout.write(`${report}\nwritten to ${outDir}\n`);
   } finally {
     await backend.close();
