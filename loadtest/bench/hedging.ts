@@ -14,10 +14,10 @@ const HEDGE_PERCENTILE = 0.9;
 /**
  * One request at a time by default: on this 2-core machine any concurrency saturates the CPU,
  * and then queueing (not the injected stragglers) decides p99 and spends the hedge budget —
- * measured at concurrency 4 and 16, hedging changed p99 by 0.8–1.1x. Override with
- * RAGWAY_BENCH_HEDGE_CONCURRENCY to see that.
+ * measured at concurrency 4 and 16, hedging changed p99 by 0.8–1.1x. `npm run bench --
+ * --hedge-concurrency 16` shows that.
  */
-const CONCURRENCY = Number(process.env['RAGWAY_BENCH_HEDGE_CONCURRENCY'] ?? 1);
+const DEFAULT_CONCURRENCY = 1;
 
 export interface HedgingRun {
   result: LoadResult;
@@ -104,15 +104,16 @@ async function run(hedge: boolean, stragglers: 'one' | 'all', options: { quick: 
   }
 }
 
-export async function benchHedging(options: { quick: boolean; workDir: string; dim: number; log: (line: string) => void }): Promise<HedgingReport> {
-  const settings = { ...options, delayMs: 50, probability: 0.05, concurrency: CONCURRENCY };
+export async function benchHedging(options: { quick: boolean; workDir: string; dim: number; log: (line: string) => void; concurrency?: number }): Promise<HedgingReport> {
+  const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
+  const settings = { ...options, delayMs: 50, probability: 0.05, concurrency };
   const scenarios: HedgingScenario[] = [];
   for (const stragglers of ['one', 'all'] as const) {
     const off = await run(false, stragglers, settings);
     const on = await run(true, stragglers, settings);
     scenarios.push({ stragglers, off, on, p99Ratio: off.result.p99Ms / on.result.p99Ms });
   }
-  return { delayMs: 50, probability: 0.05, concurrency: CONCURRENCY, scenarios };
+  return { delayMs: 50, probability: 0.05, concurrency, scenarios };
 }
 
 export function renderHedging(report: HedgingReport): string {

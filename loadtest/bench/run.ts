@@ -50,8 +50,8 @@ function chartFiles(results: { retrievalCore: RetrievalCoreReport | undefined; c
     const series = [
       { name: 'bare Fastify hello', result: caching.floor.hello },
       { name: '/v1/search cache hit', result: caching.floor.cachedSearch },
-      { name: 'replay 30% repeats, cache on', result: caching.replay.cached },
-      { name: 'replay, cache bypassed', result: caching.replay.uncached },
+      { name: 'replay 30%, cache on', result: caching.replay.cached },
+      { name: 'replay 30%, no cache', result: caching.replay.uncached },
     ];
     charts.push({
       file: 'latency-cdf.svg',
@@ -81,7 +81,9 @@ function machine(): Record<string, string | number> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, out: { type: 'string' }, only: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { quick: { type: 'boolean' }, out: { type: 'string' }, only: { type: 'string' }, 'hedge-concurrency': { type: 'string' } },
+  });
   const quick = values.quick === true;
   // --only retrieval-core,streaming-tax,caching runs a subset (for iterating on one area).
   const sections = new Set((values.only ?? 'retrieval-core,streaming-tax,caching,hedging,wal,ann').split(','));
@@ -98,7 +100,10 @@ async function main(): Promise<void> {
     const retrievalCore = sections.has('retrieval-core') ? await benchRetrievalCore({ quick, backend, workDir, log }) : undefined;
     const streamingTax = sections.has('streaming-tax') ? await benchStreamingTax({ quick, workDir, dim: backend.dimensions, log }) : undefined;
     const caching = sections.has('caching') ? await benchCaching({ quick, workDir, backend, log }) : undefined;
-    const hedging = sections.has('hedging') ? await benchHedging({ quick, workDir, dim: backend.dimensions, log }) : undefined;
+    const hedgeConcurrency = values['hedge-concurrency'] === undefined ? undefined : Number(values['hedge-concurrency']);
+    const hedging = sections.has('hedging')
+      ? await benchHedging({ quick, workDir, dim: backend.dimensions, log, ...(hedgeConcurrency !== undefined ? { concurrency: hedgeConcurrency } : {}) })
+      : undefined;
     const wal = sections.has('wal') ? await benchWal({ quick, workDir, log }) : undefined;
     const ann = sections.has('ann') ? await benchAnn({ quick, workDir, log }) : undefined;
     const charts = chartFiles({ retrievalCore, caching });
@@ -111,15 +116,15 @@ async function main(): Promise<void> {
       '',
       'Every comparison ran side by side in this one run on this machine; the load generator shares the CPU with what it measures.',
       '',
-      retrievalCore ? renderRetrievalCore(retrievalCore) : '',
-      streamingTax ? renderStreamingTax(streamingTax) : '',
-      caching ? renderCaching(caching) : '',
-      hedging ? renderHedging(hedging) : '',
-      wal ? renderWal(wal) : '',
-      ann ? renderAnn(ann) : '',
-      charts.length > 0 ? ['## Charts', '', ...charts.map((chart) => `![${chart.title}](${chart.file})`), ''].join('\n') : '',
+      retrievalCore ? renderRetrievalCore(retrievalCore) : undefined,
+      streamingTax ? renderStreamingTax(streamingTax) : undefined,
+      caching ? renderCaching(caching) : undefined,
+      hedging ? renderHedging(hedging) : undefined,
+      wal ? renderWal(wal) : undefined,
+      ann ? renderAnn(ann) : undefined,
+      charts.length > 0 ? ['## Charts', '', ...charts.map((chart) => `![${chart.title}](${chart.file})`), ''].join('\n') : undefined,
     ]
-      .filter((section) => section !== '')
+      .filter((section) => section !== undefined)
       .join('\n');
     await mkdir(outDir, { recursive: true });
     await writeFile(join(outDir, 'report.md'), report);
