@@ -68,7 +68,8 @@ export class ServiceProcess {
     const child = spawn(
       process.execPath,
       [cli, this.#options.command ?? 'shard', '--host', this.#options.host, '--port', String(this.#port), ...this.#args],
-      { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...this.#options.env } },
+      // The IPC channel is a lifeline: the child stops when this process dies, however it dies.
+      { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], env: { ...process.env, ...this.#options.env } },
     );
     this.#child = child;
     const url = await new Promise<string>((resolve, reject) => {

@@ -92,6 +92,10 @@ function onShutdownSignal(shutdown: () => Promise<void>): void {
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
+  // Spawned by a supervisor (`ragway start`) with an IPC channel: if the supervisor dies —
+  // even by SIGKILL, which it cannot forward — the channel closes; stop rather than linger
+  // as an orphan holding the port and the data dir.
+  if (process.send !== undefined) process.once('disconnect', () => handler('SIGTERM'));
 }
 
 function parsePeers(value: string | undefined): string[] {

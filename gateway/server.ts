@@ -57,4 +57,6 @@ export function onShutdownSignal(shutdown: (signal: NodeJS.Signals) => Promise<v
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
+  // Started by a supervisor with an IPC channel: stop when the supervisor dies, however it dies.
+  if (process.send !== undefined) process.once('disconnect', () => handler('SIGTERM'));
 }
