@@ -86,6 +86,20 @@ export class SearchPipeline {
 
   async search(input: SearchInput, callerSignal?: AbortSignal): Promise<SearchOutput> {
     const started = performance.now();
+    const mode = input.cache?.mode ?? 'default';
+    const layer = this.#caches?.retrieval;
+    const epochs = this.#caches?.epochs;
+    const key = layer !== undefined && mode !== 'bypass' ? this.retrievalKey(input) : undefined;
+    if (key !== undefined && mode === 'default' && layer !== undefined && epochs !== undefined) {
+      const current = epochs.current();
+      const hit = layer.get(key, current);
+      if (hit !== undefined) return this.#output({ ...hit, epochs: [...current], embedMs: 0, searchMs: 0 }, 'hit', started);
+    }
+
+    // Everything below is the miss path; a hit needs neither of these.
+    // Compiling here (not only on the shards) turns a bad filter into a 400 before any
+    // embedding or network work is spent on it (a bad filter is never cached, so it always gets here).
+    if (input.filter !== undefined) compileFilter(input.filter);
     const deadline = input.deadlineMs === undefined ? undefined : Date.now() + input.deadlineMs;
     // The budget covers the whole search (queueing for the embedder included), not only the shard calls.
     const signal =
@@ -94,24 +108,13 @@ export class SearchPipeline {
         : callerSignal === undefined
           ? AbortSignal.timeout(input.deadlineMs)
           : AbortSignal.any([callerSignal, AbortSignal.timeout(input.deadlineMs)]);
-    // Compiling here (not only on the shards) turns a bad filter into a 400 before any
-    // embedding or network work is spent on it.
-    if (input.filter !== undefined) compileFilter(input.filter);
-    const mode = input.cache?.mode ?? 'default';
-    const layer = this.#caches?.retrieval;
-    const epochs = this.#caches?.epochs;
 
-    if (layer === undefined || epochs === undefined || mode === 'bypass') {
+    if (key === undefined || layer === undefined || epochs === undefined) {
       const computed = await this.#compute(input, signal, deadline);
       this.#caches?.epochs.observe(computed.epochs);
       return this.#output(computed, layer === undefined ? 'miss' : 'bypass', started);
     }
 
-    const key = this.retrievalKey(input);
-    if (mode === 'default') {
-      const hit = layer.get(key, epochs.current());
-      if (hit !== undefined) return this.#output({ ...hit, epochs: [...epochs.current()], embedMs: 0, searchMs: 0 }, 'hit', started);
-    }
     const { value, shared } = await this.#flights.run(key, (flightSignal) => this.#compute(input, flightSignal, deadline), signal);
     // A follower that insists on completeness may have joined a leader that did not.
     const incomplete = input.requireComplete === true ? coverageError(value.coverage) : undefined;
