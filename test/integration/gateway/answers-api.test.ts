@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { request } from 'undici';
 import { buildApp } from '../../../gateway/app.js';
 import { loadConfig } from '../../../gateway/config.js';
+import { closeGracefully } from '../../../gateway/server.js';
 import type { OnnxEmbeddingBackend } from '../../../embedder/backends/onnx.js';
 import { startScriptedUpstream, type ScriptedUpstream } from '../../fixtures/scripted-upstream.js';
 import { loadDefaultBackend, startShards, tempDir, type TestShards } from '../../helpers/cluster.js';
@@ -55,6 +56,7 @@ describe('answer APIs', () => {
   let base: string;
   // A port nothing listens on: the first upstream in the failover list.
   let deadUrl: string;
+  let closed = false;
 
   const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
     request(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
@@ -91,7 +93,7 @@ describe('answer APIs', () => {
   beforeEach(() => upstream.resetScript());
 
   after(async () => {
-    await app?.close();
+    if (!closed) await app?.close();
     await upstream?.close();
     await shards?.stop();
     await backend?.close();
@@ -328,5 +330,26 @@ describe('answer APIs', () => {
       assert.equal(response.headers['retry-after'], '7');
       assert.equal(body.error.code, 'RAGWAY_ERR_UPSTREAM_RATE_LIMITED');
     });
+  });
+
+  // Last: it shuts the shared app down.
+  it('drains on shutdown: a stream in flight finishes, new requests get 503, then the app closes', async () => {
+    upstream.setScript({ tokens: Array.from({ length: 8 }, (_, i) => ` t${i}`), delayMs: 40 });
+    const response = await post('/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'long answer' }], stream: true });
+    const streamDone = readSse(response.body);
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    const closing = closeGracefully(app, 5_000);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const refused = await request(`${base}/v1/models`, { headers: { connection: 'close' } }).then(
+      async (r) => ({ status: r.statusCode, body: await r.body.text() }),
+      (err: Error) => ({ status: 0, body: err.message }),
+    );
+    assert.equal(refused.status, 503, `a new request during the drain got ${refused.status}: ${refused.body}`);
+    const { frames } = await streamDone;
+    assert.equal(frames.at(-1)?.data, '[DONE]', 'the stream in flight ran to its end');
+    const content = frames.slice(0, -1).map((f) => JSON.parse(f.data)).flatMap((c) => c.choices).map((c) => c.delta.content ?? '').join('');
+    assert.equal(content, ' t0 t1 t2 t3 t4 t5 t6 t7');
+    await closing;
+    closed = true;
   });
 });
