@@ -332,6 +332,12 @@ describe('answer APIs', () => {
     });
   });
 
+  it('counts streamed responses in the request-duration metric', async () => {
+    const metrics = await (await request(`${base}/metrics`)).body.text();
+    assert.match(metrics, /ragway_http_request_duration_seconds_count\{method="POST",route="\/v1\/chat\/completions",status_code="200"\} [1-9]/);
+    assert.match(metrics, /ragway_http_request_duration_seconds_count\{method="POST",route="\/v1\/query",status_code="200"\} [1-9]/);
+  });
+
   // Last: it shuts the shared app down.
   it('drains on shutdown: a stream in flight finishes, new requests get 503, then the app closes', async () => {
     upstream.setScript({ tokens: Array.from({ length: 8 }, (_, i) => ` t${i}`), delayMs: 40 });
