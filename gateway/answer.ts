@@ -161,6 +161,7 @@ export class AnswerService {
     const caches = this.#options.caches;
     const cacheable = this.#cacheable(generator, input);
     const key = cacheable ? this.#answerKey(generator, input) : undefined;
+    const base = { generator, startedAt, cacheKey: key, cacheMode: mode, cacheTtlMs: input.cache?.ttlMs };
     let semantic: PreparedAnswer['semantic'];
     if (key !== undefined && caches?.answers !== undefined && mode === 'default') {
       const current = caches.epochs.current();
@@ -179,11 +180,7 @@ export class AnswerService {
       }
       if (hit !== undefined) {
         return {
-          generator,
-          startedAt,
-          cacheKey: key,
-          cacheMode: mode,
-          cacheTtlMs: input.cache?.ttlMs,
+          ...base,
           request: { model: generator.id, messages: [], question: input.question, sources: hit.sources },
           sources: hit.sources,
           droppedSources: hit.droppedSources,
@@ -250,11 +247,7 @@ export class AnswerService {
     const cacheStatus: CacheStatus =
       key === undefined ? 'miss' : mode === 'bypass' ? 'bypass' : this.#shared.isRunning(key) ? 'coalesced' : 'miss';
     return {
-      generator,
-      startedAt,
-      cacheKey: key,
-      cacheMode: mode,
-      cacheTtlMs: input.cache?.ttlMs,
+      ...base,
       semanticSimilarity: undefined,
       semantic,
       request,

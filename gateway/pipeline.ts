@@ -21,7 +21,7 @@ export type VectorSearch = Pick<Scatter, 'search'>;
 
 export interface SearchInput {
   query?: string | undefined;
-  vector?: readonly number[] | undefined;
+  vector?: readonly number[] | Float32Array | undefined;
   k: number;
   /** hnswlib ef for this query; each shard's own default when absent. */
   ef?: number | undefined;
@@ -73,7 +73,7 @@ export class SearchPipeline {
   retrievalKey(input: SearchInput): string {
     return cacheKey({
       query: input.vector === undefined ? normalizeQuery(input.query ?? '') : undefined,
-      vector: input.vector === undefined ? undefined : vectorKey(Float32Array.from(input.vector)),
+      vector: input.vector === undefined ? undefined : vectorKey(input.vector instanceof Float32Array ? input.vector : Float32Array.from(input.vector)),
       model: this.modelId,
       k: input.k,
       ef: input.ef,
@@ -84,8 +84,10 @@ export class SearchPipeline {
     });
   }
 
-  async search(input: SearchInput, callerSignal?: AbortSignal): Promise<SearchOutput> {
+  async search(request: SearchInput, callerSignal?: AbortSignal): Promise<SearchOutput> {
     const started = performance.now();
+    // A JSON vector becomes float32 once, for both the cache key and the shards.
+    const input = request.vector === undefined || request.vector instanceof Float32Array ? request : { ...request, vector: Float32Array.from(request.vector) };
     const mode = input.cache?.mode ?? 'default';
     const layer = this.#caches?.retrieval;
     const epochs = this.#caches?.epochs;
@@ -153,7 +155,9 @@ export class SearchPipeline {
     const namespace = input.namespace ?? DEFAULT_NAMESPACE;
     const vector =
       input.vector !== undefined
-        ? Float32Array.from(input.vector)
+        ? input.vector instanceof Float32Array
+          ? input.vector
+          : Float32Array.from(input.vector)
         : await this.embedQuery(input.query ?? '', signal, input.cache?.mode);
     const embedded = performance.now();
     throwIfAborted(signal);

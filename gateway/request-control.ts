@@ -41,6 +41,17 @@ export function setCacheStatus(reply: FastifyReply, status: CacheStatus): void {
   reply.header(CACHE_STATUS_HEADER, status);
 }
 
+/** Set on a semantic-cache hit: how similar the earlier question was (exact hits have none). */
+export const CACHE_SIMILARITY_HEADER = 'x-ragway-cache-similarity';
+
+/** Headers an answer can name before it starts (an SSE stream sends them with its first byte). */
+export function answerCacheHeaders(prepared: { cacheStatus: CacheStatus; semanticSimilarity: number | undefined }): Record<string, string> {
+  return {
+    [CACHE_STATUS_HEADER]: prepared.cacheStatus,
+    ...(prepared.semanticSimilarity !== undefined ? { [CACHE_SIMILARITY_HEADER]: prepared.semanticSimilarity.toFixed(4) } : {}),
+  };
+}
+
 export const DeadlineMs = Type.Integer({ minimum: 1, maximum: 600_000 });
 
 /** The retrieval budget: the body's `deadline_ms`, else the header, else the configured default. */

@@ -6,6 +6,9 @@ import { ShardHit } from '../shards/protocol.js';
 
 /** A search result is exactly what the shards return, merged. */
 export const SearchHit = ShardHit;
+
+/** `T | null`: OpenAI clients send null for unset optional parameters. */
+export const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
 export type SearchHit = ShardHit;
 
 /** What part of the corpus answered; `partial` is never hidden (ARCHITECTURE §4). */

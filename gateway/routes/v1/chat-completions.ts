@@ -11,12 +11,11 @@ import type { AnswerSummary, PreparedAnswer } from '../../answer.js';
 import { createError } from '../../errors.js';
 import { toRagwayError } from '../../http-errors.js';
 import type { ChatMessage } from '../../providers/provider.js';
-import { CACHE_STATUS_HEADER, CacheControlBody, CacheControlHeaders, DeadlineMs, cacheControl, deadlineMs, setCacheStatus } from '../../request-control.js';
+import { CacheControlBody, answerCacheHeaders, CacheControlHeaders, DeadlineMs, cacheControl, deadlineMs, setCacheStatus } from '../../request-control.js';
 import { requestSignal } from '../../request-signal.js';
 import { SseStream } from '../../sse.js';
+import { Nullable } from '../../schemas.js';
 import { citationsOf } from './query.js';
-
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
 
 const TextPart = Type.Object({ type: Type.Literal('text'), text: Type.String() });
 const Content = Type.Union([Type.String(), Type.Array(TextPart, { minItems: 1 })], {
@@ -148,6 +147,7 @@ export default async function chatCompletionRoutes(app: FastifyInstance): Promis
 
     if (body.stream !== true) {
       const summary = await app.answers.run(prepared, signal, () => undefined);
+      reply.headers(answerCacheHeaders(prepared));
       setCacheStatus(reply, summary.cacheStatus);
       return {
         id,
@@ -166,7 +166,7 @@ export default async function chatCompletionRoutes(app: FastifyInstance): Promis
     const chunk = (choices: unknown[], extra: Record<string, unknown> = {}): string =>
       JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices, ...(includeUsage ? { usage: null } : {}), ...extra });
     const sse = new SseStream(reply, { pingIntervalMs: app.config.ssePingMs });
-    sse.open({ [CACHE_STATUS_HEADER]: prepared.cacheStatus });
+    sse.open(answerCacheHeaders(prepared));
     await sse.send(
       chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }], { rag: ragField(prepared) }),
     );

@@ -2,8 +2,7 @@
 // state (ready, catching-up, ejected, down), write epoch, counts and recent latency.
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
+import { Nullable } from '../../schemas.js';
 
 const Replica = Type.Object({
   url: Type.String(),

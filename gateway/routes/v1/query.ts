@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { Filter, Namespace } from '../../../shards/protocol.js';
 import type { AnswerSummary, PreparedAnswer } from '../../answer.js';
 import { toRagwayError } from '../../http-errors.js';
-import { CACHE_STATUS_HEADER, CacheControlBody, CacheControlHeaders, DeadlineMs, cacheControl, deadlineMs, setCacheStatus } from '../../request-control.js';
+import { CacheControlBody, answerCacheHeaders, CacheControlHeaders, DeadlineMs, cacheControl, deadlineMs, setCacheStatus } from '../../request-control.js';
 import { requestSignal } from '../../request-signal.js';
 import { Coverage } from '../../schemas.js';
 import { SseStream } from '../../sse.js';
@@ -97,6 +97,7 @@ export default async function queryRoutes(app: FastifyInstance): Promise<void> {
 
       if (!wantsStream(body, request.headers.accept)) {
         const summary = await app.answers.run(prepared, signal, () => undefined);
+        reply.headers(answerCacheHeaders(prepared));
         setCacheStatus(reply, summary.cacheStatus);
         return {
           object: 'query.result' as const,
@@ -114,7 +115,7 @@ export default async function queryRoutes(app: FastifyInstance): Promise<void> {
       }
 
       const sse = new SseStream(reply, { pingIntervalMs: app.config.ssePingMs });
-      sse.open({ [CACHE_STATUS_HEADER]: prepared.cacheStatus });
+      sse.open(answerCacheHeaders(prepared));
       await sse.send(
         JSON.stringify({
           model: prepared.generator.id,

@@ -8,6 +8,7 @@ import { request } from 'undici';
 import { buildApp } from '../../../gateway/app.js';
 import { loadConfig } from '../../../gateway/config.js';
 import { closeGracefully } from '../../../gateway/server.js';
+import { freePort } from '../../../cli/free-port.js';
 import type { OnnxEmbeddingBackend } from '../../../embedder/backends/onnx.js';
 import { startScriptedUpstream, type ScriptedUpstream } from '../../fixtures/scripted-upstream.js';
 import { loadDefaultBackend, startShards, tempDir, type TestShards } from '../../helpers/cluster.js';
@@ -66,9 +67,7 @@ describe('answer APIs', () => {
     backend = await loadDefaultBackend();
     shards = await startShards(2, dir.path, backend.dimensions);
     upstream = await startScriptedUpstream();
-    const dead = await startScriptedUpstream();
-    deadUrl = dead.url;
-    await dead.close();
+    deadUrl = `http://127.0.0.1:${await freePort()}`;
     app = await buildApp(
       loadConfig({}, {
         shards: shards.spec,

@@ -58,7 +58,12 @@ describe('caching', () => {
       headers: { 'content-type': 'application/json', ...headers },
       body: JSON.stringify(body),
     });
-    return { status: response.statusCode, cache: response.headers['x-ragway-cache'], body: response.body };
+    return {
+      status: response.statusCode,
+      cache: response.headers['x-ragway-cache'],
+      similarity: response.headers['x-ragway-cache-similarity'],
+      body: response.body,
+    };
   };
   const search = async (body: unknown, headers: Record<string, string> = {}) => {
     const response = await post('/v1/search', body, headers);
@@ -200,6 +205,8 @@ describe('caching', () => {
     await first.body.dump();
     const paraphrase = await ask('In salted water, how many minutes should I boil the pasta?');
     assert.equal(paraphrase.cache, 'hit');
+    assert.ok(Number(paraphrase.similarity) >= 0.92, `semantic hit similarity ${paraphrase.similarity}`);
+    assert.equal(first.similarity, undefined, 'an exact lookup names no similarity');
     await paraphrase.body.dump();
     const negated = await ask('how many minutes should I not boil the pasta in salted water');
     const negatedBody = await negated.body.text();

@@ -150,7 +150,7 @@ describe('replicated shards behind the gateway', () => {
     }
   });
 
-  it('hedges around a replica made slow by 200 ms', async () => {
+  it('routes or hedges around a replica made slow by 200 ms', async () => {
     await allReady();
     // Latency history for the hedge threshold.
     for (let i = 0; i < 60; i += 1) assert.equal((await search({ query: TOPICS[i % TOPICS.length] })).status, 200);

@@ -2,14 +2,13 @@
 // failures move on to the next upstream (transient, before the first event) and which reach
 // the caller as they are.
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { isRagwayError, type RagwayError } from '../../../../gateway/errors.js';
 import { FailoverGenerator } from '../../../../gateway/providers/failover.js';
 import { isTransientUpstreamError, UpstreamGenerator } from '../../../../gateway/providers/openai-compatible.js';
 import type { GenerationEvent, GenerationRequest } from '../../../../gateway/providers/provider.js';
+import { freePort } from '../../../../cli/free-port.js';
+import { drain } from '../../../helpers/generation.js';
 import { startScriptedUpstream, type ScriptedUpstream } from '../../../fixtures/scripted-upstream.js';
 
 const REQUEST: GenerationRequest = {
@@ -19,27 +18,8 @@ const REQUEST: GenerationRequest = {
   sources: [],
 };
 
-async function drain(iterable: AsyncIterable<GenerationEvent>): Promise<{ events: GenerationEvent[]; error?: RagwayError }> {
-  const events: GenerationEvent[] = [];
-  try {
-    for await (const event of iterable) events.push(event);
-    return { events };
-  } catch (err) {
-    assert.ok(isRagwayError(err), `expected a RagwayError, got ${String(err)}`);
-    return { events, error: err };
-  }
-}
-
 function text(events: GenerationEvent[]): string {
   return events.map((e) => (e.type === 'delta' ? e.text : '')).join('');
-}
-
-async function closedPortUrl(): Promise<string> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return `http://127.0.0.1:${port}`;
 }
 
 describe('FailoverGenerator', () => {
@@ -89,7 +69,7 @@ describe('FailoverGenerator', () => {
   });
 
   it('first upstream refuses the connection → the second serves', async () => {
-    const { events, error } = await drain(group(member(await closedPortUrl()), member(secondary.url)).stream(REQUEST, new AbortController().signal));
+    const { events, error } = await drain(group(member(`http://127.0.0.1:${await freePort()}`), member(secondary.url)).stream(REQUEST, new AbortController().signal));
     assert.equal(error, undefined);
     assert.equal(text(events), 'from secondary');
   });
@@ -105,7 +85,7 @@ describe('FailoverGenerator', () => {
 
   it('all fail → UPSTREAM_UNAVAILABLE naming every upstream and why', async () => {
     primary.setScript({ status: 503, errorBody: { error: { message: 'model is loading' } } });
-    const refused = await closedPortUrl();
+    const refused = `http://127.0.0.1:${await freePort()}`;
     const { events, error } = await drain(group(member(primary.url), member(refused)).stream(REQUEST, new AbortController().signal));
     assert.deepEqual(events, []);
     assert.equal(error?.code, 'RAGWAY_ERR_UPSTREAM_UNAVAILABLE');

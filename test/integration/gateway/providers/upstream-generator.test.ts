@@ -10,6 +10,8 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { isRagwayError, type RagwayError } from '../../../../gateway/errors.js';
 import { isTransientUpstreamError, joinOverlapping, OPENAI_COMPATIBLE, parseRetryAfter, UpstreamError, UpstreamGenerator, type UpstreamGeneratorOptions } from '../../../../gateway/providers/openai-compatible.js';
 import type { GenerationEvent, GenerationRequest } from '../../../../gateway/providers/provider.js';
+import { freePort } from '../../../../cli/free-port.js';
+import { drain } from '../../../helpers/generation.js';
 import { startScriptedUpstream, type ScriptedUpstream } from '../../../fixtures/scripted-upstream.js';
 
 const REQUEST: GenerationRequest = {
@@ -30,26 +32,6 @@ const TIMEOUTS = { connectTimeoutMs: 500, firstTokenTimeoutMs: 500, idleTimeoutM
 
 function deltas(events: GenerationEvent[]): string[] {
   return events.flatMap((e) => (e.type === 'delta' ? [e.text] : []));
-}
-
-/** Events until the iterator ends or throws; the error (if any) comes back beside them. */
-async function drain(iterable: AsyncIterable<GenerationEvent>): Promise<{ events: GenerationEvent[]; error?: RagwayError }> {
-  const events: GenerationEvent[] = [];
-  try {
-    for await (const event of iterable) events.push(event);
-    return { events };
-  } catch (err) {
-    assert.ok(isRagwayError(err), `expected a RagwayError, got ${String(err)}`);
-    return { events, error: err };
-  }
-}
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 describe('UpstreamGenerator', () => {
@@ -179,7 +161,7 @@ describe('UpstreamGenerator', () => {
   });
 
   it('connection refused → UPSTREAM_UNAVAILABLE, transient', async () => {
-    const url = `http://127.0.0.1:${await closedPort()}`;
+    const url = `http://127.0.0.1:${await freePort()}`;
     const { error } = await drain(make({ url }).stream(REQUEST, new AbortController().signal));
     assert.equal(error?.code, 'RAGWAY_ERR_UPSTREAM_UNAVAILABLE');
     assert.match(error?.message ?? '', /ECONNREFUSED/);
