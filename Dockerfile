@@ -13,6 +13,7 @@ COPY package.json package-lock.json .npmrc ./
 # the native addon is rebuilt explicitly.
 RUN npm ci --no-audit --no-fund --ignore-scripts && npm rebuild hnswlib-node
 COPY tsconfig.json ./
+COPY core core
 COPY gateway gateway
 COPY embedder embedder
 COPY retriever retriever

@@ -3,7 +3,7 @@
 // `ragway shard`, `ragway ingest`, `ragway config`. Each command parses its own flags.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { packageRoot } from '../gateway/config.js';
+import { packageRoot } from '../core/package-paths.js';
 
 const USAGE = `ragway — RAG inference serving gateway
 

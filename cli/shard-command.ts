@@ -3,6 +3,8 @@
 // --peers it then catches up from the other replicas, answering /readyz 503 until it has.
 // SIGTERM/SIGINT: stop accepting, let in-flight requests finish (--grace-ms), drain the
 // write-ahead log, snapshot, exit.
+import { onShutdownSignal } from '../core/shutdown-signal.js';
+import { parseUrlList, UrlListError } from '../core/url-list.js';
 import { startShardServer } from '../shards/server.js';
 import { integerFlag, parseFlags, UsageError } from './args.js';
 
@@ -66,52 +68,13 @@ export async function runShard(argv: string[]): Promise<void> {
   });
   process.stdout.write(`ragway shard listening on ${server.url}\n`);
   if (faults) process.stderr.write('ragway shard: fault injection is ON (RAGWAY_FAULTS=1): POST /v1/faults\n');
-  onShutdownSignal(() => server.close());
-}
-
-/**
- * First SIGTERM/SIGINT: graceful close, then exit. A second one exits at once, for an
- * operator who will not wait (the log already holds every acknowledged write). Kept here
- * rather than imported from gateway/server.ts so a shard process never loads the gateway.
- */
-function onShutdownSignal(shutdown: () => Promise<void>): void {
-  let stopping = false;
-  const handler = (signal: NodeJS.Signals): void => {
-    if (stopping) {
-      process.stderr.write(`ragway shard: received ${signal} again; exiting now\n`);
-      process.exit(130);
-    }
-    stopping = true;
-    shutdown().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        process.stderr.write(`ragway shard: shutdown failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
-  // Spawned by a supervisor (`ragway start`) with an IPC channel: if the supervisor dies —
-  // even by SIGKILL, which it cannot forward — the channel closes; stop rather than linger
-  // as an orphan holding the port and the data dir.
-  if (process.send !== undefined) process.once('disconnect', () => handler('SIGTERM'));
+  onShutdownSignal(() => server.close(), 'ragway shard');
 }
 
 function parsePeers(value: string | undefined): string[] {
-  if (value === undefined) return [];
-  return value
-    .split(',')
-    .map((peer) => peer.trim())
-    .filter((peer) => peer !== '')
-    .map((peer) => {
-      let url: URL;
-      try {
-        url = new URL(peer);
-      } catch {
-        throw new UsageError(`--peers takes comma-separated URLs like http://shard-0b:7001, got "${peer}"`);
-      }
-      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--peers URL "${peer}" must be http(s)`);
-      return peer.replace(/\/+$/, '');
-    });
+  try {
+    return parseUrlList(value ?? '', '--peers', { allowEmpty: true });
+  } catch (err) {
+    throw err instanceof UrlListError ? new UsageError(err.message) : err;
+  }
 }

@@ -4,7 +4,7 @@
 // admission fails fast with RAGWAY_ERR_OVERLOADED instead of letting latency grow without
 // limit. Inputs whose caller went away are dropped before compute and counted.
 import type { EmbeddingBackend, EncodedInput } from './backend.js';
-import { abortError, createError, isRagwayError, throwIfAborted } from '../gateway/errors.js';
+import { abortError, createError, isRagwayError, throwIfAborted } from '../core/errors.js';
 
 export interface BatcherOptions {
   /** Most inputs in one model call. */

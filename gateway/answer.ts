@@ -12,7 +12,7 @@ import type { SemanticCache } from './cache/semantic-cache.js';
 import type { CacheControl, CacheStatus, CachedAnswer, Caches } from './caches.js';
 import { buildPrompt, checkCitations, PROMPT_TEMPLATE_VERSION } from './generation/prompt.js';
 import { SharedGenerations } from './generation/shared-generation.js';
-import { abortError } from './errors.js';
+import { abortError } from '../core/errors.js';
 import type { SearchPipeline } from './pipeline.js';
 import type { ChatMessage, FinishReason, GenerationEvent, GenerationRequest, Generator, Source, Usage } from './providers/provider.js';
 import type { GeneratorRegistry } from './providers/registry.js';

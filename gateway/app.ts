@@ -8,7 +8,7 @@ import type { Scatter } from '../retriever/scatter.js';
 import type { ShardClient } from '../retriever/shard-client.js';
 import type { Config } from './config.js';
 import type { DocumentService } from './documents.js';
-import { ajvOptions, installErrorHandling } from './http-errors.js';
+import { ajvOptions, installErrorHandling } from '../core/http-errors.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { SearchPipeline } from './pipeline.js';
 import type { AnswerService } from './answer.js';

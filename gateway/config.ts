@@ -2,9 +2,10 @@
 // doc line; the README's config table is generated from this list (`ragway config --markdown`)
 // and a test checks the two agree. Parsed once at start; a bad value stops the process
 // with a message naming the variable.
-import { fileURLToPath } from 'node:url';
-import { dirname, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
+import { DEFAULT_MODEL_ID, defaultModelDir, packageRoot } from '../core/package-paths.js';
+import { parseUrlList, UrlListError } from '../core/url-list.js';
 
 type Kind = 'string' | 'integer' | 'number' | 'boolean' | 'enum';
 
@@ -36,17 +37,6 @@ function boolean(env: string, defaultValue: boolean, doc: string): SettingSpec<b
 }
 function oneOf<const V extends string>(env: string, values: readonly V[], defaultValue: V, doc: string): SettingSpec<V> {
   return { env, kind: 'enum', defaultValue, doc, values };
-}
-
-/** The package root (where package.json lives), found from this file in src or dist. */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('cannot locate the ragway package root');
-    dir = parent;
-  }
-  return dir;
 }
 
 export const SETTINGS = {
@@ -277,11 +267,6 @@ export function loadConfig(
   return result;
 }
 
-export const DEFAULT_MODEL_ID = 'glove-sif-100d';
-
-export function defaultModelDir(): string {
-  return join(packageRoot(), 'models', DEFAULT_MODEL_ID);
-}
 
 /**
  * The model to load: the bundled model's folder, a local folder (relative paths resolved
@@ -355,41 +340,21 @@ export function loadUpstreams(config: Config, env: NodeJS.ProcessEnv = process.e
   return upstreams;
 }
 
+/** A URL list from the config, its errors reported as ConfigErrors. */
 function splitUrls(list: string, name: string): string[] {
-  const urls = list.split(',').map((url) => url.trim()).filter((url) => url !== '');
-  for (const url of urls) {
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      throw new ConfigError(`${name}: "${url}" is not a URL (expected e.g. http://127.0.0.1:8000/v1)`);
-    }
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new ConfigError(`${name}: "${url}" must use http or https`);
+  try {
+    return parseUrlList(list, name);
+  } catch (err) {
+    throw err instanceof UrlListError ? new ConfigError(err.message) : err;
   }
-  if (urls.length === 0) throw new ConfigError(`${name} lists no URL`);
-  return urls;
 }
 
-/** Shard SPEC → shards → replica URLs. */
+/** Shard SPEC → shards → replica URLs: shards separated by `;`, replicas of one shard by `,`. */
 export function parseShardSpec(spec: string): string[][] {
-  const shards = spec
+  return spec
     .split(';')
-    .map((shard) => shard.split(',').map((url) => url.trim()).filter((url) => url !== ''))
-    .filter((replicas) => replicas.length > 0);
-  for (const replicas of shards) {
-    for (const url of replicas) {
-      let parsed: URL;
-      try {
-        parsed = new URL(url);
-      } catch {
-        throw new ConfigError(`shard URL "${url}" is not a valid URL (expected e.g. http://10.0.0.1:7001)`);
-      }
-      if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-        throw new ConfigError(`shard URL "${url}" must use http or https`);
-      }
-    }
-  }
-  return shards;
+    .filter((shard) => shard.trim().replaceAll(',', '') !== '')
+    .map((shard) => splitUrls(shard, 'shard URL'));
 }
 
 /** Settings for logging: secrets replaced so configs can be printed at start. */

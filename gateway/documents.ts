@@ -7,7 +7,7 @@ import type { EmbeddingBatcher } from '../embedder/batcher.js';
 import type { Scatter } from '../retriever/scatter.js';
 import { encodeVector, type Chunk } from '../shards/protocol.js';
 import { chunkText } from './chunker.js';
-import { createError, throwIfAborted } from './errors.js';
+import { createError, throwIfAborted } from '../core/errors.js';
 import { roundMs } from './timing.js';
 
 export interface DocumentInput {

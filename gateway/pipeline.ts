@@ -12,7 +12,7 @@ import { coverageError, type Scatter } from '../retriever/scatter.js';
 import { SingleFlight } from './cache/single-flight.js';
 import { cacheKey, normalizeQuery, vectorKey } from './cache/keys.js';
 import type { CacheControl, CacheStatus, CachedRetrieval, Caches } from './caches.js';
-import { createError, throwIfAborted } from './errors.js';
+import { createError, throwIfAborted } from '../core/errors.js';
 import type { Coverage, SearchHit, SearchTimings } from './schemas.js';
 import { roundMs } from './timing.js';
 

@@ -4,6 +4,8 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp, type AppDependencies } from './app.js';
 import type { Config } from './config.js';
 
+export { onShutdownSignal } from '../core/shutdown-signal.js';
+
 export interface RunningGateway {
   app: FastifyInstance;
   url: string;
@@ -33,30 +35,4 @@ export async function closeGracefully(app: FastifyInstance, graceMs: number): Pr
   if (!drained) app.log.warn({ remaining }, `grace period of ${graceMs} ms over; closing ${remaining} requests still in flight`);
   app.server.closeAllConnections();
   await app.close();
-}
-
-/**
- * Runs `shutdown` once on the first SIGINT or SIGTERM; a second signal exits at once, for
- * an operator who does not want to wait for a graceful stop.
- */
-export function onShutdownSignal(shutdown: (signal: NodeJS.Signals) => Promise<void>): void {
-  let stopping = false;
-  const handler = (signal: NodeJS.Signals): void => {
-    if (stopping) {
-      process.stderr.write(`received ${signal} again; exiting now\n`);
-      process.exit(130);
-    }
-    stopping = true;
-    shutdown(signal).then(
-      () => process.exit(0),
-      (err: unknown) => {
-        process.stderr.write(`shutdown failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
-  // Started by a supervisor with an IPC channel: stop when the supervisor dies, however it dies.
-  if (process.send !== undefined) process.once('disconnect', () => handler('SIGTERM'));
 }

@@ -1,7 +1,7 @@
 // Startup/readiness check: a shard that speaks another protocol, or holds vectors of another
 // dimension than the embedding model produces, would otherwise fail every request with an
 // opaque 400 (or, worse, return nonsense). Say what is wrong, once, before serving.
-import { createError } from '../gateway/errors.js';
+import { createError } from '../core/errors.js';
 import { PROTOCOL_VERSION, type StatsResponse } from '../shards/protocol.js';
 import type { ShardClient } from './shard-client.js';
 

@@ -8,7 +8,7 @@
 // naming the shard and the cause; an abort by the caller stays the caller's abort, and a
 // missed deadline is RAGWAY_ERR_DEADLINE_EXCEEDED (the request's budget, not the shard's fault).
 import { Pool, type Dispatcher } from 'undici';
-import { abortError, createError, errorFromEnvelope, isRagwayError, throwIfAborted, type RagwayError } from '../gateway/errors.js';
+import { abortError, createError, errorFromEnvelope, isRagwayError, throwIfAborted, type RagwayError } from '../core/errors.js';
 import {
   DEADLINE_HEADER,
   PROTOCOL_HEADER,

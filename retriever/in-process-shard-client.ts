@@ -1,7 +1,7 @@
 // ShardClient over a ShardStore living in this process: unit tests (and a single-process
 // deployment) run the exact shard logic without sockets. The store is synchronous; the
 // promise wrapper gives callers the same shape, errors included, as HttpShardClient.
-import { createError, throwIfAborted } from '../gateway/errors.js';
+import { createError, throwIfAborted } from '../core/errors.js';
 import type {
   DeleteRequest,
   DeleteResponse,

@@ -25,7 +25,7 @@
 // are catching up to) with the same request, version included, so replicas converge under
 // last-writer-wins. The result lists which replicas acknowledged; a write fails only when none
 // did.
-import { abortError, createError, isRagwayError, throwIfAborted, type ErrorCode, type RagwayError } from '../gateway/errors.js';
+import { abortError, createError, isRagwayError, throwIfAborted, type ErrorCode, type RagwayError } from '../core/errors.js';
 import type {
   DeleteRequest,
   DeleteResponse,

@@ -19,7 +19,7 @@
 //
 // Writes carry one version from this scatter's hybrid logical clock, the same for every replica
 // and shard they reach, so last-writer-wins replicas converge whatever order writes land in.
-import { abortError, createError, isRagwayError, throwIfAborted, type ErrorCode, type RagwayError } from '../gateway/errors.js';
+import { abortError, createError, isRagwayError, throwIfAborted, type ErrorCode, type RagwayError } from '../core/errors.js';
 import {
   encodeVector,
   type Chunk,

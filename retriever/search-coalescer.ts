@@ -18,7 +18,7 @@
 // (their deadlines differ by the microseconds between arrivals), so a later caller loses at most
 // that difference; one with a much longer budget may see a shard reported missing a little early
 // rather than have the early caller wait past its deadline.
-import { abortError, createError, isRagwayError, throwIfAborted } from '../gateway/errors.js';
+import { abortError, createError, isRagwayError, throwIfAborted } from '../core/errors.js';
 import type { IncludeOptions, Scatter, ScatterQuery, ScatterSearchResult, SearchOptions } from './scatter.js';
 import { MAX_QUERIES_PER_REQUEST, coverageError } from './scatter.js';
 

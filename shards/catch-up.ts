@@ -18,7 +18,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import { Agent, type Dispatcher } from 'undici';
-import { abortError, throwIfAborted } from '../gateway/errors.js';
+import { abortError, throwIfAborted } from '../core/errors.js';
 import type { IndexStore } from './index-store.js';
 import {
   EXPORT_FORMAT,

@@ -3,7 +3,7 @@
 // candidate the index visits — re-walking the JSON per candidate would dominate search.
 // Anything outside the subset is a 400 naming the exact path, never silently ignored:
 // a typo'd operator that matched everything would leak documents across tenants' filters.
-import { createError } from '../gateway/errors.js';
+import { createError } from '../core/errors.js';
 
 export type Metadata = Record<string, unknown>;
 export type MetadataPredicate = (metadata: Metadata) => boolean;

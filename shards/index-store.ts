@@ -22,7 +22,7 @@
 // delayed by longer than that could resurrect a document — the usual bound of LWW stores.
 import { join } from 'node:path';
 import hnswlib from 'hnswlib-node';
-import { abortError, createError } from '../gateway/errors.js';
+import { abortError, createError } from '../core/errors.js';
 import { compileFilter, type Metadata, type MetadataPredicate } from './filter.js';
 import {
   EXPORT_FORMAT,

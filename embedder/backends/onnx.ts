@@ -12,7 +12,7 @@ import { basename, resolve } from 'node:path';
 import { AutoModel, AutoTokenizer, env, LogLevel, Tensor } from '@huggingface/transformers';
 import type { DataType, PreTrainedModel, PreTrainedTokenizer, PretrainedModelOptions } from '@huggingface/transformers';
 
-import { createError, throwIfAborted } from '../../gateway/errors.js';
+import { createError, throwIfAborted } from '../../core/errors.js';
 import type { EmbeddingBackend, EncodedInput } from '../backend.js';
 
 export interface OnnxBackendOptions {

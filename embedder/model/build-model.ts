@@ -24,7 +24,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { DEFAULT_MODEL_ID, defaultModelDir, packageRoot } from '../../gateway/config.js';
+import { DEFAULT_MODEL_ID, defaultModelDir, packageRoot } from '../../core/package-paths.js';
 import { encodeModel, float32RawData, float32Tensor, int64Tensor, TensorDataType } from './onnx-writer.js';
 import type { NodeSpec } from './onnx-writer.js';
 

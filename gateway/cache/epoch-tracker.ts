@@ -7,7 +7,7 @@
 // Two sources feed it. Responses (search results, write acks) are free and arrive all the time
 // on a busy gateway. Polls (stats of every shard) cover the quiet gateway that only serves
 // from cache, and writes made through another gateway.
-import { raceAbort } from '../errors.js';
+import { raceAbort } from '../../core/errors.js';
 
 /** What current() reports for a shard not heard from yet. Real epochs start at 0. */
 export const UNKNOWN_EPOCH = -1;

@@ -6,7 +6,7 @@
 // The computation runs on its own AbortSignal, not the first caller's: that caller's client
 // may leave while others still wait for the same answer. The work is cancelled only when every
 // waiter has gone. Nothing is cached here; the caller stores the value it gets back.
-import { abortError } from '../errors.js';
+import { abortError } from '../../core/errors.js';
 
 export interface SingleFlightResult<V> {
   value: V;

@@ -7,7 +7,7 @@
 // fastest reader paces the upstream (backpressure still works); slower subscribers read
 // from the recorded events. The generation has its own AbortSignal, aborted only when every
 // subscriber has gone — a leader that disconnects does not cancel what followers still read.
-import { abortError } from '../errors.js';
+import { abortError } from '../../core/errors.js';
 import type { GenerationEvent } from '../providers/provider.js';
 
 class Broadcast {

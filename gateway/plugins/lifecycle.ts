@@ -3,8 +3,8 @@
 // never reach onResponse. While draining, new requests get 503 with `Connection: close`, so
 // load balancers move on, and in-flight ones (streams included) are left to finish.
 import fp from 'fastify-plugin';
-import { createError } from '../errors.js';
-import { sendError } from '../http-errors.js';
+import { createError } from '../../core/errors.js';
+import { sendError } from '../../core/http-errors.js';
 
 export interface Lifecycle {
   readonly inFlight: number;

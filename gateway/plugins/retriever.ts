@@ -9,7 +9,7 @@ import { Scatter, type ScatterObserver } from '../../retriever/scatter.js';
 import { SearchCoalescer } from '../../retriever/search-coalescer.js';
 import type { ShardClient } from '../../retriever/shard-client.js';
 import { ConfigError, parseShardSpec, type Config } from '../config.js';
-import { isRagwayError } from '../errors.js';
+import { isRagwayError } from '../../core/errors.js';
 
 export interface RetrieverPluginOptions {
   /** Shard clients the caller built (tests use in-process ones); closed with the app. */

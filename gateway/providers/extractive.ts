@@ -5,7 +5,7 @@
 // sentence that says it found nothing.
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { splitUnits } from '../chunker.js';
-import { abortError, createError, raceAbort, throwIfAborted } from '../errors.js';
+import { abortError, createError, raceAbort, throwIfAborted } from '../../core/errors.js';
 import type { FinishReason, GenerationEvent, GenerationRequest, Generator, Source } from './provider.js';
 
 export const EXTRACTIVE_MODEL_ID = 'ragway-extractive';

@@ -4,7 +4,7 @@
 // an event the answer is committed to it: its later failures reach the caller as they are,
 // because switching would repeat or contradict text the client already has. A non-transient
 // error (the upstream rejected the request itself) is the same everywhere, so it is thrown at once.
-import { abortError, type RagwayError } from '../errors.js';
+import { abortError, type RagwayError } from '../../core/errors.js';
 import { isTransientUpstreamError, UpstreamError } from './openai-compatible.js';
 import type { GenerationEvent, GenerationRequest, Generator } from './provider.js';
 

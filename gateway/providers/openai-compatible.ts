@@ -13,7 +13,7 @@
 // - a consumer that stops (return()/break) or a caller abort closes the upstream connection,
 //   which is how vLLM & co. learn to stop generating.
 import { Pool, type Dispatcher } from 'undici';
-import { abortError, createError, isRagwayError, RagwayError, type ErrorCode, type RagwayErrorOptions } from '../errors.js';
+import { abortError, createError, isRagwayError, RagwayError, type ErrorCode, type RagwayErrorOptions } from '../../core/errors.js';
 import type { FinishReason, GenerationEvent, GenerationRequest, Generator, Usage } from './provider.js';
 import { SseParser } from './sse-parser.js';
 

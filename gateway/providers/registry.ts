@@ -1,7 +1,7 @@
 // The generation models this gateway serves, by the id clients use: the configured LLM
 // upstreams and the built-in extractive generator. Listed by /v1/models; looked up by every
 // answer request (an unknown id is a 404 naming the ones that exist).
-import { createError } from '../errors.js';
+import { createError } from '../../core/errors.js';
 import type { Generator } from './provider.js';
 
 export class GeneratorRegistry {

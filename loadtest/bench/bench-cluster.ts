@@ -7,7 +7,7 @@ import { batchDocuments, openSampleCorpus } from '../../cli/corpus.js';
 import { freePort } from '../../cli/free-port.js';
 import { ServiceProcess } from '../../cli/service-process.js';
 import { splitUnits } from '../../gateway/chunker.js';
-import { packageRoot } from '../../gateway/config.js';
+import { packageRoot } from '../../core/package-paths.js';
 
 /** Questions a user of the sample corpus might ask. */
 export const QUESTIONS = [

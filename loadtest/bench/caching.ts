@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import type { EmbeddingBackend } from '../../embedder/backend.js';
 import { DEFAULT_SEMANTIC_THRESHOLD, evaluatePairs, type LabelledPair, type PairEvaluation } from '../../gateway/cache/semantic-cache.js';
-import { packageRoot } from '../../gateway/config.js';
+import { packageRoot } from '../../core/package-paths.js';
 import { QUESTIONS, sampleSentences, startBenchCluster, type BenchCluster } from './bench-cluster.js';
 import { closedLoop, percentile, type LoadResult } from './load-generator.js';
 

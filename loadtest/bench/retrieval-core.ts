@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { ServiceProcess } from '../../cli/service-process.js';
 import type { EmbeddingBackend } from '../../embedder/backend.js';
 import { EmbeddingBatcher, type BatcherObserver } from '../../embedder/batcher.js';
-import { packageRoot } from '../../gateway/config.js';
+import { packageRoot } from '../../core/package-paths.js';
 import { HttpShardClient } from '../../retriever/http-shard-client.js';
 import { encodeVector } from '../../shards/protocol.js';
 import { closedLoop, type LoadResult } from './load-generator.js';

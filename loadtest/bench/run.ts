@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { OnnxEmbeddingBackend } from '../../embedder/backends/onnx.js';
 import { ensureGloveSifModel } from '../../embedder/model/build-model.js';
-import { defaultModelDir, packageRoot } from '../../gateway/config.js';
+import { defaultModelDir, packageRoot } from '../../core/package-paths.js';
 import { benchRetrievalCore, renderRetrievalCore } from './retrieval-core.js';
 import { benchStreamingTax, renderStreamingTax } from './streaming-tax.js';
 import { benchCaching, renderCaching } from './caching.js';

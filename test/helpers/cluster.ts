@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { ServiceProcess } from '../../cli/service-process.js';
 import { OnnxEmbeddingBackend } from '../../embedder/backends/onnx.js';
 import { ensureGloveSifModel } from '../../embedder/model/build-model.js';
-import { defaultModelDir } from '../../gateway/config.js';
+import { defaultModelDir } from '../../core/package-paths.js';
 
 export async function loadDefaultBackend(): Promise<OnnxEmbeddingBackend> {
   await ensureGloveSifModel({ outDir: defaultModelDir() });

@@ -1,6 +1,6 @@
 // Reading a generator's event stream in tests.
 import assert from 'node:assert/strict';
-import { isRagwayError, type RagwayError } from '../../gateway/errors.js';
+import { isRagwayError, type RagwayError } from '../../core/errors.js';
 import type { GenerationEvent } from '../../gateway/providers/provider.js';
 
 /** Events until the iterator ends or throws; the error (if any) comes back beside them. */

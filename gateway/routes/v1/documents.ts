@@ -4,8 +4,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { DEFAULT_NAMESPACE, Metadata, Namespace } from '../../../shards/protocol.js';
-import { createError } from '../../errors.js';
-import { requestSignal } from '../../request-signal.js';
+import { createError } from '../../../core/errors.js';
+import { requestSignal } from '../../../core/request-signal.js';
 
 const DocumentId = Type.String({ minLength: 1, maxLength: 480 });
 

@@ -3,8 +3,8 @@
 // as search queries, and usage counts the model's real tokens.
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { createError } from '../../errors.js';
-import { requestSignal } from '../../request-signal.js';
+import { createError } from '../../../core/errors.js';
+import { requestSignal } from '../../../core/request-signal.js';
 
 /** OpenAI's own limit on inputs per request. */
 export const MAX_EMBEDDING_INPUTS = 2048;

@@ -3,8 +3,8 @@
 // so a load balancer or Kubernetes never routes traffic to a gateway that would 503.
 import type { FastifyInstance } from 'fastify';
 import { checkShard } from '../../../retriever/check-shard.js';
-import { createError } from '../../errors.js';
-import { sendError } from '../../http-errors.js';
+import { createError } from '../../../core/errors.js';
+import { sendError } from '../../../core/http-errors.js';
 
 const READY_CHECK_TIMEOUT_MS = 2_000;
 

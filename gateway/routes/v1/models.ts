@@ -2,7 +2,7 @@
 // and ragway-extractive) and the embedding model, in OpenAI's list format.
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { createError } from '../../errors.js';
+import { createError } from '../../../core/errors.js';
 
 const Model = Type.Object({
   id: Type.String(),

@@ -5,9 +5,9 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { Filter, Namespace } from '../../../shards/protocol.js';
 import type { AnswerSummary, PreparedAnswer } from '../../answer.js';
-import { toRagwayError } from '../../http-errors.js';
+import { toRagwayError } from '../../../core/http-errors.js';
 import { CacheControlBody, answerCacheHeaders, CacheControlHeaders, DeadlineMs, cacheControl, deadlineMs, setCacheStatus } from '../../request-control.js';
-import { requestSignal } from '../../request-signal.js';
+import { requestSignal } from '../../../core/request-signal.js';
 import { Coverage } from '../../schemas.js';
 import { SseStream } from '../../sse.js';
 

@@ -5,7 +5,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { Filter, Namespace } from '../../../shards/protocol.js';
 import { CacheControlBody, CacheControlHeaders, DeadlineMs, cacheControl, deadlineMs, setCacheStatus } from '../../request-control.js';
-import { requestSignal } from '../../request-signal.js';
+import { requestSignal } from '../../../core/request-signal.js';
 import { Coverage, SearchHit, SearchTimings } from '../../schemas.js';
 import type { SearchHit as SearchHitType } from '../../schemas.js';
 

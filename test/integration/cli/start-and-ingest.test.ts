@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
-import { packageRoot } from '../../../gateway/config.js';
+import { packageRoot } from '../../../core/package-paths.js';
 import { tempDir } from '../../helpers/cluster.js';
 import { CLI, startRagway, stop, type Started } from '../../helpers/ragway-process.js';
 

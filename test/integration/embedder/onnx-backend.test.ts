@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { OnnxEmbeddingBackend } from '../../../embedder/backends/onnx.js';
 import { buildGloveSifModel, loadExpectedHashes, verifyModelDir } from '../../../embedder/model/build-model.js';
 import type { BuildManifest } from '../../../embedder/model/build-model.js';
-import { isRagwayError } from '../../../gateway/errors.js';
+import { isRagwayError } from '../../../core/errors.js';
 
 const CAT = 'The cat rested on the carpet';
 const KITTEN = 'The kitten slept on the rug';

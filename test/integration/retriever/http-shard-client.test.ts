@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { isRagwayError, type ErrorCode } from '../../../gateway/errors.js';
+import { isRagwayError, type ErrorCode } from '../../../core/errors.js';
 import { HttpShardClient, checkShard } from '../../../retriever/http-shard-client.js';
 import { Scatter } from '../../../retriever/scatter.js';
 import { DEADLINE_HEADER, PROTOCOL_HEADER, PROTOCOL_VERSION, encodeVector } from '../../../shards/protocol.js';

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ServiceProcess } from '../../../cli/service-process.js';
-import { isRagwayError } from '../../../gateway/errors.js';
+import { isRagwayError } from '../../../core/errors.js';
 import { ReplicaSet, replicaSetsFromSpec } from '../../../retriever/replica-set.js';
 import { Scatter, type ChunkInput } from '../../../retriever/scatter.js';
 import { randomUnitVectors } from '../../helpers/random.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { EmbeddingBatcher } from '../../../embedder/batcher.js';
-import { isRagwayError } from '../../../gateway/errors.js';
+import { isRagwayError } from '../../../core/errors.js';
 import { RecordingBackend } from '../../helpers/recording-backend.js';
 
 const words = (n: number): string => Array.from({ length: n }, (_, i) => `w${i}`).join(' ');

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, SETTINGS, defaultModelDir, loadConfig, packageRoot, parseShardSpec, renderConfigTable, resolveModelDir } from '../../../gateway/config.js';
+import { ConfigError, SETTINGS, loadConfig, parseShardSpec, renderConfigTable, resolveModelDir } from '../../../gateway/config.js';
+import { defaultModelDir, packageRoot } from '../../../core/package-paths.js';
 
 describe('loadConfig', () => {
   it('uses defaults for an empty environment', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createError } from '../../../gateway/errors.js';
-import { paramFromInstancePath, toRagwayError } from '../../../gateway/http-errors.js';
+import { createError } from '../../../core/errors.js';
+import { paramFromInstancePath, toRagwayError } from '../../../core/http-errors.js';
 
 describe('paramFromInstancePath', () => {
   const cases: [string, string | undefined, string | null][] = [

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, describe, it } from 'node:test';
-import { packageRoot } from '../../../gateway/config.js';
+import { packageRoot } from '../../../core/package-paths.js';
 
 const K6_DIR = join(packageRoot(), 'loadtest', 'k6');
 const ALLOWED_IMPORTS = new Set(['k6', 'k6/http', 'k6/metrics', 'k6/data', 'k6/encoding', 'k6/crypto', 'k6/execution', './lib.js']);

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { abortError, createError, isRagwayError, type ErrorCode } from '../../../gateway/errors.js';
+import { abortError, createError, isRagwayError, type ErrorCode } from '../../../core/errors.js';
 import { InProcessShardClient } from '../../../retriever/in-process-shard-client.js';
 import { ReplicaSet, type ReplicaSetObserver, type ReplicaSetOptions } from '../../../retriever/replica-set.js';
 import { Scatter, type ChunkInput } from '../../../retriever/scatter.js';

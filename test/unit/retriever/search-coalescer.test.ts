@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { isRagwayError } from '../../../gateway/errors.js';
+import { isRagwayError } from '../../../core/errors.js';
 import { InProcessShardClient } from '../../../retriever/in-process-shard-client.js';
 import { Scatter } from '../../../retriever/scatter.js';
 import { SearchCoalescer } from '../../../retriever/search-coalescer.js';

@@ -3,7 +3,7 @@
 // code above them, errors included. Not a *.test.ts file: the runners import it.
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { isRagwayError, type ErrorCode } from '../../../gateway/errors.js';
+import { isRagwayError, type ErrorCode } from '../../../core/errors.js';
 import type { ShardClient } from '../../../retriever/shard-client.js';
 import { PROTOCOL_VERSION, encodeVector, type Chunk, type SearchRequest } from '../../../shards/protocol.js';
 

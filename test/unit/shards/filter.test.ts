@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isRagwayError } from '../../../gateway/errors.js';
+import { isRagwayError } from '../../../core/errors.js';
 import { compileFilter } from '../../../shards/filter.js';
 
 const doc = {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isRagwayError } from '../../../gateway/errors.js';
+import { isRagwayError } from '../../../core/errors.js';
 import { IndexStore, type IndexStoreOptions } from '../../../shards/index-store.js';
 import { encodeVector, type Chunk, type SearchRequest, type ShardQuery } from '../../../shards/protocol.js';
 import { mulberry32, randomUnitVectors } from '../../helpers/random.js';

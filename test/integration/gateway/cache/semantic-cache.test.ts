@@ -14,7 +14,7 @@ import {
   type PairEvaluation,
   type PairKind,
 } from '../../../../gateway/cache/semantic-cache.js';
-import { packageRoot } from '../../../../gateway/config.js';
+import { packageRoot } from '../../../../core/package-paths.js';
 import { loadDefaultBackend } from '../../../helpers/cluster.js';
 
 const PAIRS_FILE = join(packageRoot(), 'test', 'fixtures', 'semantic-cache-pairs.json');

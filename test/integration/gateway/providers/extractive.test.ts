@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { EmbeddingBatcher } from '../../../../embedder/batcher.js';
 import type { OnnxEmbeddingBackend } from '../../../../embedder/backends/onnx.js';
-import { isRagwayError } from '../../../../gateway/errors.js';
+import { isRagwayError } from '../../../../core/errors.js';
 import { checkCitations } from '../../../../gateway/generation/prompt.js';
 import {
   ExtractiveGenerator,

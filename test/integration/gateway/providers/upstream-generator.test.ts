@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { isRagwayError, type RagwayError } from '../../../../gateway/errors.js';
+import { isRagwayError, type RagwayError } from '../../../../core/errors.js';
 import { isTransientUpstreamError, joinOverlapping, OPENAI_COMPATIBLE, parseRetryAfter, UpstreamError, UpstreamGenerator, type UpstreamGeneratorOptions } from '../../../../gateway/providers/openai-compatible.js';
 import type { GenerationEvent, GenerationRequest } from '../../../../gateway/providers/provider.js';
 import { freePort } from '../../../../cli/free-port.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SingleFlight } from '../../../../gateway/cache/single-flight.js';
-import { isRagwayError } from '../../../../gateway/errors.js';
+import { isRagwayError } from '../../../../core/errors.js';
 import { deferred, type Deferred } from '../../../helpers/deferred.js';
 
 

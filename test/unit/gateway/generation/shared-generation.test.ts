@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
-import { isRagwayError } from '../../../../gateway/errors.js';
+import { isRagwayError } from '../../../../core/errors.js';
 import { SharedGenerations } from '../../../../gateway/generation/shared-generation.js';
 import type { GenerationEvent } from '../../../../gateway/providers/provider.js';
 
