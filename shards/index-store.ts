@@ -38,6 +38,7 @@ import {
   type ExportEnd,
   type ExportHeader,
   type QueryResult,
+  type ReplicaSyncState,
   type SearchRequest,
   type SearchResponse,
   type ShardHit,
@@ -53,8 +54,6 @@ import { WriteAheadLog, type WalOp, type WalRecord, type WalStats } from './wal.
 
 const { HierarchicalNSW } = hnswlib;
 type HnswIndex = InstanceType<typeof HierarchicalNSW>;
-
-export type ReplicaState = StatsResponse['state'];
 
 export interface WalSettings {
   /** Share one fsync among the appends that arrive while one is in flight (default true). */
@@ -213,7 +212,7 @@ export class IndexStore implements ShardStore {
   /** Seq of the last write applied (and logged): the replica's high-water mark. */
   private seq = 0;
   private maxVersion = 0;
-  private replicaState: ReplicaState = 'ready';
+  private replicaState: ReplicaSyncState = 'ready';
   /** Assigned by open() right after construction (the log replays into the built store). */
   private wal!: WriteAheadLog;
 
@@ -394,11 +393,11 @@ export class IndexStore implements ShardStore {
   }
 
   /** "catching-up" while a restarted replica copies what it missed (set by the server). */
-  get state(): ReplicaState {
+  get state(): ReplicaSyncState {
     return this.replicaState;
   }
 
-  setState(state: ReplicaState): void {
+  setState(state: ReplicaSyncState): void {
     this.replicaState = state;
   }
 
