@@ -10,15 +10,15 @@ import type { Config } from './config.js';
 import type { DocumentService } from './documents.js';
 import { ajvOptions, installErrorHandling } from '../core/http-errors.js';
 import type { GatewayMetrics } from './metrics.js';
-import type { SearchPipeline } from './pipeline.js';
-import type { AnswerService } from './answer.js';
+import type { SearchPipeline } from './search-pipeline.js';
+import type { AnswerService } from './answer/answer-service.js';
 import type { Generator } from './providers/provider.js';
 import type { GeneratorRegistry } from './providers/registry.js';
 import type { SearchCoalescer } from '../retriever/search-coalescer.js';
-import type { Caches } from './caches.js';
+import type { Caches } from './cache/cache-set.js';
 import cachePlugin from './plugins/cache.js';
 import lifecyclePlugin, { type Lifecycle } from './plugins/lifecycle.js';
-import pipelinesPlugin from './plugins/pipelines.js';
+import servicesPlugin from './plugins/services.js';
 import embedderPlugin from './plugins/embedder.js';
 import metricsPlugin from './plugins/metrics.js';
 import generatorPlugin from './plugins/generator.js';
@@ -80,7 +80,7 @@ export async function buildApp(config: Config, dependencies: AppDependencies = {
   await app.register(retrieverPlugin, dependencies.shardClients ? { clients: dependencies.shardClients } : {});
   await app.register(cachePlugin);
   await app.register(generatorPlugin, dependencies.generators ? { generators: dependencies.generators } : {});
-  await app.register(pipelinesPlugin);
+  await app.register(servicesPlugin);
 
   await app.register(healthRoutes);
   await app.register(searchRoutes);
