@@ -175,6 +175,13 @@ export const SETTINGS = {
     1,
     31_536_000_000,
   ),
+  cacheMaxTtlMs: integer(
+    'RAGWAY_CACHE_MAX_TTL_MS',
+    3_600_000,
+    'Longest time to live a client may ask for (`cache.ttl_ms`, `x-ragway-cache-ttl-ms`); longer requests are capped to it.',
+    1,
+    31_536_000_000,
+  ),
   cacheAnswers: oneOf(
     'RAGWAY_CACHE_ANSWERS',
     ['deterministic', 'always', 'off'],
