@@ -1,4 +1,4 @@
-// The one suite every ShardClient passes (ARCHITECTURE §5.7): the in-process client over an
+// The one suite every ShardClient passes (docs/architecture.md §6.7): the in-process client over an
 // IndexStore and the HTTP client over a real shard server must be indistinguishable to the
 // code above them, errors included. Not a *.test.ts file: the runners import it.
 import assert from 'node:assert/strict';
