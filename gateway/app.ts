@@ -16,6 +16,7 @@ import type { Generator } from './providers/provider.js';
 import type { GeneratorRegistry } from './providers/registry.js';
 import type { SearchCoalescer } from '../retriever/search-coalescer.js';
 import type { Caches } from './caches.js';
+import accessPlugin from './plugins/access.js';
 import cachePlugin from './plugins/cache.js';
 import lifecyclePlugin, { type Lifecycle } from './plugins/lifecycle.js';
 import pipelinesPlugin from './plugins/pipelines.js';
@@ -48,6 +49,14 @@ declare module 'fastify' {
   }
 }
 
+const REDACTED_LOG_PATHS = [
+  'req.headers.authorization',
+  'req.headers["x-api-key"]',
+  'req.headers["x-ragway-cluster-token"]',
+  'headers.authorization',
+  'headers["x-api-key"]',
+];
+
 export interface AppDependencies {
   /** Shared embedding backend (owned by the caller). */
   embeddingBackend?: EmbeddingBackend;
@@ -63,7 +72,8 @@ export interface AppDependencies {
 
 export async function buildApp(config: Config, dependencies: AppDependencies = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: dependencies.logger ?? (config.logLevel === 'silent' ? false : { level: config.logLevel }),
+    // Keys and credentials never reach a log line, whatever a serializer includes.
+    logger: dependencies.logger ?? (config.logLevel === 'silent' ? false : { level: config.logLevel, redact: REDACTED_LOG_PATHS }),
     bodyLimit: config.maxBodyBytes,
     ajv: ajvOptions(),
     // Long-running streams must not be cut by Node's default request timeout.
@@ -76,6 +86,7 @@ export async function buildApp(config: Config, dependencies: AppDependencies = {
 
   await app.register(lifecyclePlugin);
   await app.register(metricsPlugin, { defaultMetrics: dependencies.defaultMetrics ?? true });
+  await app.register(accessPlugin);
   await app.register(embedderPlugin, dependencies.embeddingBackend ? { backend: dependencies.embeddingBackend } : {});
   await app.register(retrieverPlugin, dependencies.shardClients ? { clients: dependencies.shardClients } : {});
   await app.register(cachePlugin);
