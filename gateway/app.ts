@@ -8,7 +8,7 @@ import type { Scatter } from '../retriever/scatter.js';
 import type { ShardClient } from '../retriever/shard-client.js';
 import type { Config } from './config.js';
 import type { DocumentService } from './documents.js';
-import { ajvOptions, installErrorHandling } from '../core/http-errors.js';
+import { ajvOptions, installErrorHandling, sendError, toRagwayError } from '../core/http-errors.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { SearchPipeline } from './pipeline.js';
 import type { AnswerService } from './answer.js';
@@ -80,6 +80,10 @@ export async function buildApp(config: Config, dependencies: AppDependencies = {
     requestTimeout: 0,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // Errors Fastify raises before routing (a malformed URL escape) get the envelope too.
+    frameworkErrors: (error, _request, reply) => {
+      sendError(reply, toRagwayError(error));
+    },
   });
   app.decorate('config', config);
   installErrorHandling(app);
