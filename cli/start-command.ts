@@ -4,10 +4,10 @@ import { existsSync } from 'node:fs';
 import { chmod } from 'node:fs/promises';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { OnnxEmbeddingBackend } from '../embedder/backends/onnx.js';
 import { ensureGloveSifModel } from '../embedder/model/build-model.js';
 import { loadClusterToken, loadConfig, resolveModelDir } from '../gateway/config.js';
 import { generateToken } from '../core/secrets.js';
+import { loadEmbeddingBackend } from '../gateway/embedding-backend.js';
 import { packageRoot } from '../core/package-paths.js';
 import { DEFAULT_NAMESPACE } from '../shards/protocol.js';
 import { closeGracefully, onShutdownSignal, startGateway } from '../gateway/server.js';
@@ -55,12 +55,8 @@ export async function runStart(argv: string[]): Promise<void> {
   const clusterToken = loadClusterToken({ clusterToken: '', clusterTokenFile: tokenFile });
   if (config.keysFile === '') config.keysFile = join(dataDir, KEYS_FILE);
 
-  if (config.embedModel === '') await ensureGloveSifModel({ outDir: resolveModelDir(config), log });
-  const backend = await OnnxEmbeddingBackend.load({
-        model: resolveModelDir(config),
-        intraOpNumThreads: config.embedThreads,
-        allowRemoteModels: config.embedAllowDownload,
-      });
+  if (config.embedModel === '' && config.embedUrl === '') await ensureGloveSifModel({ outDir: resolveModelDir(config), log });
+  const backend = await loadEmbeddingBackend(config);
 
   // Ports are chosen up front so each replica can be told where its peers are (it catches
   // up from them after missing writes) and a restarted replica keeps its URL.
