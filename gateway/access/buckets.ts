@@ -116,7 +116,7 @@ export class RedisBuckets implements Buckets {
       // Fail fast rather than queue: a rate-limit check must not hold a request for long.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
-      commandTimeout: options.commandTimeoutMs ?? 500,
+      commandTimeout: options.commandTimeoutMs ?? 2_000,
     });
     redis.defineCommand('ragwayTake', { numberOfKeys: 1, lua: TAKE_SCRIPT });
     redis.on('error', () => {

@@ -4,7 +4,7 @@
 // its bucket has refilled past zero. Every answer carries OpenAI's x-ratelimit-* headers.
 import type { FastifyReply } from 'fastify';
 import { createError } from '../../core/errors.js';
-import type { BucketResult, BucketSpec, Buckets } from './buckets.js';
+import { MemoryBuckets, type BucketResult, type BucketSpec, type Buckets } from './buckets.js';
 import type { ApiKey } from './key-store.js';
 
 const MINUTE_MS = 60_000;
@@ -31,11 +31,26 @@ export function formatDuration(ms: number): string {
 
 export class KeyRateLimiter {
   readonly #buckets: Buckets;
+  readonly #fallback: Buckets;
   readonly #onBackendError: (err: unknown) => void;
 
-  constructor(buckets: Buckets, onBackendError: (err: unknown) => void) {
+  /**
+   * `fallback` (this gateway's own memory) answers while `buckets` (Redis) cannot: limits
+   * then hold per gateway instead of across them, rather than not at all.
+   */
+  constructor(buckets: Buckets, onBackendError: (err: unknown) => void, fallback: Buckets = new MemoryBuckets()) {
     this.#buckets = buckets;
+    this.#fallback = fallback;
     this.#onBackendError = onBackendError;
+  }
+
+  async #take(...args: Parameters<Buckets['take']>): Promise<BucketResult> {
+    try {
+      return await this.#buckets.take(...args);
+    } catch (err) {
+      this.#onBackendError(err);
+      return this.#fallback.take(...args);
+    }
   }
 
   /** Takes one request and checks the token budget; throws 429 (headers set) when either is spent. */
@@ -45,17 +60,10 @@ export class KeyRateLimiter {
     if (requests === undefined && tokens === undefined) return;
     let requestResult: BucketResult | undefined;
     let tokenResult: BucketResult | undefined;
-    try {
-      [requestResult, tokenResult] = await Promise.all([
-        requests && this.#buckets.take(`${key.id}:requests`, requests, 1, 1),
-        tokens && this.#buckets.take(`${key.id}:tokens`, tokens, 0, 1),
-      ]);
-    } catch (err) {
-      // A limiter that cannot be asked fails open: limits are about fairness, and refusing
-      // every request because Redis blinked would be an outage of its own.
-      this.#onBackendError(err);
-      return;
-    }
+    [requestResult, tokenResult] = await Promise.all([
+      requests && this.#take(`${key.id}:requests`, requests, 1, 1),
+      tokens && this.#take(`${key.id}:tokens`, tokens, 0, 1),
+    ]);
     if (requests !== undefined && requestResult !== undefined) {
       reply.header('x-ratelimit-limit-requests', String(requests.capacity));
       reply.header('x-ratelimit-remaining-requests', String(Math.max(0, Math.floor(requestResult.remaining))));
@@ -80,10 +88,6 @@ export class KeyRateLimiter {
   async charge(key: ApiKey, tokens: number): Promise<void> {
     const spec = tokenBucket(key);
     if (spec === undefined || tokens <= 0) return;
-    try {
-      await this.#buckets.take(`${key.id}:tokens`, spec, tokens, 0, true);
-    } catch (err) {
-      this.#onBackendError(err);
-    }
+    await this.#take(`${key.id}:tokens`, spec, tokens, 0, true);
   }
 }

@@ -103,7 +103,7 @@ export default fp(
     const limiter = new KeyRateLimiter(buckets, (err) => {
       if (Date.now() - lastLimiterWarning < 10_000) return;
       lastLimiterWarning = Date.now();
-      app.log.warn({ err }, 'rate limiter unavailable; requests are let through unlimited until it answers');
+      app.log.warn({ err }, 'shared rate limiter (Redis) unavailable; limits hold per gateway until it answers');
     });
 
     const gates = new Map<RouteClass, AdmissionGate>();
