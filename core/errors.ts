@@ -15,6 +15,10 @@ export const ERRORS = {
   RAGWAY_ERR_PROTOCOL_MISMATCH: { statusCode: 400, type: 'invalid_request_error' },
   RAGWAY_ERR_UNAUTHORIZED: { statusCode: 401, type: 'authentication_error' },
   RAGWAY_ERR_NAMESPACE_FORBIDDEN: { statusCode: 403, type: 'permission_error' },
+  /** A browser page from an origin CORS does not allow (RAGWAY_CORS_ORIGINS). */
+  RAGWAY_ERR_ORIGIN_NOT_ALLOWED: { statusCode: 403, type: 'permission_error' },
+  /** A Host header naming no allowed name on a loopback-bound server (DNS rebinding). */
+  RAGWAY_ERR_HOST_NOT_ALLOWED: { statusCode: 403, type: 'permission_error' },
   RAGWAY_ERR_NOT_FOUND: { statusCode: 404, type: 'not_found_error' },
   RAGWAY_ERR_NAMESPACE_NOT_FOUND: { statusCode: 404, type: 'not_found_error' },
   RAGWAY_ERR_MODEL_NOT_FOUND: { statusCode: 404, type: 'invalid_request_error' },
@@ -23,6 +27,10 @@ export const ERRORS = {
   RAGWAY_ERR_UPSTREAM_RATE_LIMITED: { statusCode: 429, type: 'rate_limit_error' },
   RAGWAY_ERR_UNSUPPORTED_MEDIA_TYPE: { statusCode: 415, type: 'invalid_request_error' },
   RAGWAY_ERR_BODY_TOO_LARGE: { statusCode: 413, type: 'invalid_request_error' },
+  /** The client did not send its headers or body within the server's timeouts. */
+  RAGWAY_ERR_REQUEST_TIMEOUT: { statusCode: 408, type: 'invalid_request_error' },
+  RAGWAY_ERR_URI_TOO_LONG: { statusCode: 414, type: 'invalid_request_error' },
+  RAGWAY_ERR_HEADERS_TOO_LARGE: { statusCode: 431, type: 'invalid_request_error' },
   RAGWAY_ERR_OVERLOADED: { statusCode: 429, type: 'rate_limit_error' },
   RAGWAY_ERR_CLIENT_CLOSED: { statusCode: 499, type: 'client_closed_request' },
   RAGWAY_ERR_INTERNAL: { statusCode: 500, type: 'server_error' },

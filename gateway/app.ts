@@ -9,6 +9,8 @@ import type { ShardClient } from '../retriever/shard-client.js';
 import type { Config } from './config.js';
 import type { DocumentService } from './documents.js';
 import { ajvOptions, installErrorHandling } from '../core/http-errors.js';
+import { installHttpGuards, isLoopbackHost } from '../core/http-guards.js';
+import { serverOptions } from '../core/http-server.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { SearchPipeline } from './pipeline.js';
 import type { AnswerService } from './answer.js';
@@ -66,13 +68,22 @@ export async function buildApp(config: Config, dependencies: AppDependencies = {
     logger: dependencies.logger ?? (config.logLevel === 'silent' ? false : { level: config.logLevel }),
     bodyLimit: config.maxBodyBytes,
     ajv: ajvOptions(),
-    // Long-running streams must not be cut by Node's default request timeout.
-    requestTimeout: 0,
+    // Bounds the time to *receive* a request; responses and SSE streams run as long as they need.
+    ...serverOptions({
+      headersTimeoutMs: config.headersTimeoutMs,
+      requestTimeoutMs: config.requestTimeoutMs,
+      keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+    }),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   });
+  app.server.maxConnections = config.maxConnections;
   app.decorate('config', config);
-  installErrorHandling(app);
+  installErrorHandling(app, { maxJsonDepth: config.maxJsonDepth });
+  installHttpGuards(app, {
+    corsOrigins: splitList(config.corsOrigins),
+    allowedHosts: isLoopbackHost(config.host) ? splitList(config.allowedHosts) : undefined,
+  });
 
   await app.register(lifecyclePlugin);
   await app.register(metricsPlugin, { defaultMetrics: dependencies.defaultMetrics ?? true });
@@ -91,4 +102,11 @@ export async function buildApp(config: Config, dependencies: AppDependencies = {
   await app.register(modelRoutes);
   await app.register(clusterRoutes);
   return app;
+}
+
+function splitList(list: string): string[] {
+  return list
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
 }

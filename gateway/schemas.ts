@@ -11,6 +11,13 @@ export const SearchHit = ShardHit;
 export const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
 export type SearchHit = ShardHit;
 
+/**
+ * Request-side metadata and filters, bounded in size (the `maxJsonBytes` keyword,
+ * core/http-errors.ts); their depth is bounded by the body parser before this runs.
+ */
+export const BoundedMetadata = (maxBytes: number) => Type.Record(Type.String(), Type.Unknown(), { maxJsonBytes: maxBytes });
+export const BoundedFilter = (maxBytes: number) => Type.Record(Type.String(), Type.Unknown(), { maxJsonBytes: maxBytes });
+
 /** What part of the corpus answered; `partial` is never hidden (ARCHITECTURE §4). */
 export const Coverage = Type.Object({
   shards_total: Type.Integer(),

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { Filter, Namespace } from '../../../shards/protocol.js';
+import { Namespace } from '../../../shards/protocol.js';
 import type { AnswerSummary, PreparedAnswer } from '../../answer.js';
 import { createError } from '../../../core/errors.js';
 import { toRagwayError } from '../../../core/http-errors.js';
@@ -14,7 +14,7 @@ import type { ChatMessage } from '../../providers/provider.js';
 import { CacheControlBody, answerCacheHeaders, CacheControlHeaders, DeadlineMs, cacheControl, deadlineMs, setCacheStatus } from '../../request-control.js';
 import { requestSignal } from '../../../core/request-signal.js';
 import { SseStream } from '../../sse.js';
-import { Nullable } from '../../schemas.js';
+import { BoundedFilter, Nullable } from '../../schemas.js';
 import { citationsOf } from './query.js';
 
 const TextPart = Type.Object({ type: Type.Literal('text'), text: Type.String() });
@@ -30,7 +30,7 @@ const Message = Type.Object({
   name: Type.Optional(Type.String()),
 });
 
-export function chatBodySchema(options: { maxK: number }) {
+export function chatBodySchema(options: { maxK: number; maxFilterBytes: number }) {
   return Type.Object({
     model: Type.String({ minLength: 1 }),
     messages: Type.Array(Message, { minItems: 1 }),
@@ -49,7 +49,7 @@ export function chatBodySchema(options: { maxK: number }) {
           enabled: Type.Optional(Type.Boolean()),
           k: Type.Optional(Type.Integer({ minimum: 1, maximum: options.maxK })),
           namespace: Type.Optional(Namespace),
-          filter: Type.Optional(Filter),
+          filter: Type.Optional(BoundedFilter(options.maxFilterBytes)),
           require_complete: Type.Optional(Type.Boolean()),
           deadline_ms: Type.Optional(DeadlineMs),
         },
@@ -115,7 +115,14 @@ function ragField(prepared: PreparedAnswer, summary?: AnswerSummary): Record<str
 export default async function chatCompletionRoutes(app: FastifyInstance): Promise<void> {
   app.post<{ Body: ChatBody; Headers: CacheControlHeaders }>(
     '/v1/chat/completions',
-    { schema: { body: chatBodySchema({ maxK: app.config.searchMaxK }), headers: CacheControlHeaders, response: { 200: ChatCompletionResponse } } },
+    {
+      bodyLimit: app.config.maxQueryBodyBytes,
+      schema: {
+        body: chatBodySchema({ maxK: app.config.searchMaxK, maxFilterBytes: app.config.maxFilterBytes }),
+        headers: CacheControlHeaders,
+        response: { 200: ChatCompletionResponse },
+      },
+    },
     async (request, reply) => {
     const body = request.body;
     const signal = requestSignal(request, reply);
@@ -165,7 +172,7 @@ export default async function chatCompletionRoutes(app: FastifyInstance): Promis
     const includeUsage = body.stream_options?.include_usage === true;
     const chunk = (choices: unknown[], extra: Record<string, unknown> = {}): string =>
       JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices, ...(includeUsage ? { usage: null } : {}), ...extra });
-    const sse = new SseStream(reply, { pingIntervalMs: app.config.ssePingMs });
+    const sse = new SseStream(reply, { pingIntervalMs: app.config.ssePingMs, stallTimeoutMs: app.config.sseStallTimeoutMs });
     sse.open(answerCacheHeaders(prepared));
     await sse.send(
       chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }], { rag: ragField(prepared) }),

@@ -3,21 +3,21 @@
 // `sources` → `delta`… → `done` | `error`, with `: ping` comments while idle.
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { Filter, Namespace } from '../../../shards/protocol.js';
+import { Namespace } from '../../../shards/protocol.js';
 import type { AnswerSummary, PreparedAnswer } from '../../answer.js';
 import { toRagwayError } from '../../../core/http-errors.js';
 import { CacheControlBody, answerCacheHeaders, CacheControlHeaders, DeadlineMs, cacheControl, deadlineMs, setCacheStatus } from '../../request-control.js';
 import { requestSignal } from '../../../core/request-signal.js';
-import { Coverage } from '../../schemas.js';
+import { BoundedFilter, Coverage } from '../../schemas.js';
 import { SseStream } from '../../sse.js';
 
-export function queryBodySchema(options: { maxK: number }) {
+export function queryBodySchema(options: { maxK: number; maxFilterBytes: number }) {
   return Type.Object(
     {
       query: Type.String({ minLength: 1, maxLength: 65_536 }),
       k: Type.Optional(Type.Integer({ minimum: 1, maximum: options.maxK })),
       namespace: Type.Optional(Namespace),
-      filter: Type.Optional(Filter),
+      filter: Type.Optional(BoundedFilter(options.maxFilterBytes)),
       model: Type.Optional(Type.String({ minLength: 1 })),
       stream: Type.Optional(Type.Boolean()),
       max_tokens: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
@@ -71,7 +71,14 @@ function wantsStream(body: QueryBody, accept: string | undefined): boolean {
 export default async function queryRoutes(app: FastifyInstance): Promise<void> {
   app.post<{ Body: QueryBody; Headers: CacheControlHeaders }>(
     '/v1/query',
-    { schema: { body: queryBodySchema({ maxK: app.config.searchMaxK }), headers: CacheControlHeaders, response: { 200: QueryResponse } } },
+    {
+      bodyLimit: app.config.maxQueryBodyBytes,
+      schema: {
+        body: queryBodySchema({ maxK: app.config.searchMaxK, maxFilterBytes: app.config.maxFilterBytes }),
+        headers: CacheControlHeaders,
+        response: { 200: QueryResponse },
+      },
+    },
     async (request, reply) => {
       const body = request.body;
       const signal = requestSignal(request, reply);
@@ -114,7 +121,7 @@ export default async function queryRoutes(app: FastifyInstance): Promise<void> {
         };
       }
 
-      const sse = new SseStream(reply, { pingIntervalMs: app.config.ssePingMs });
+      const sse = new SseStream(reply, { pingIntervalMs: app.config.ssePingMs, stallTimeoutMs: app.config.sseStallTimeoutMs });
       sse.open(answerCacheHeaders(prepared));
       await sse.send(
         JSON.stringify({
