@@ -80,11 +80,24 @@ export function sendError(reply: FastifyReply, err: RagwayError): FastifyReply {
  * Installs the error handler, the 404 handler and the JSON-only body parser on `app`
  * (core/json-body.ts: content type, encoding, depth and non-finite numbers judged there).
  */
-export function installErrorHandling(app: FastifyInstance, options: { maxJsonDepth: number }): void {
+export function installErrorHandling(
+  app: FastifyInstance,
+  options: {
+    maxJsonDepth: number;
+    /** What a client reads of a 5xx (the full message and cause go to the log); default: the message. */
+    publicMessage?: (message: string, requestId: string) => string;
+  },
+): void {
   app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
-    const err = toRagwayError(error);
+    let err = toRagwayError(error);
     if (err.statusCode >= 500) request.log.error({ err: error }, err.message);
     else request.log.debug({ code: err.code }, err.message);
+    if (err.statusCode >= 500 && options.publicMessage !== undefined) {
+      err = createError(err.code, options.publicMessage(err.message, request.id), {
+        param: err.param,
+        ...(err.retryAfterSeconds !== undefined ? { retryAfterSeconds: err.retryAfterSeconds } : {}),
+      });
+    }
     // Fastify closes the connection after a body error, "as the client may send more data".
     // For a body that is merely too large that turns the 413 into a TCP reset: the client is
     // still sending, and the unread bytes arriving at a closed socket reset it before the

@@ -11,6 +11,7 @@ import type { DocumentService } from './documents.js';
 import { ajvOptions, installErrorHandling } from '../core/http-errors.js';
 import { installHttpGuards, isLoopbackHost } from '../core/http-guards.js';
 import { serverOptions } from '../core/http-server.js';
+import { publicMessage, replicaNames } from './public-errors.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { SearchPipeline } from './pipeline.js';
 import type { AnswerService } from './answer.js';
@@ -47,6 +48,8 @@ declare module 'fastify' {
     caches: Caches;
     generators: GeneratorRegistry;
     lifecycle: Lifecycle;
+    /** A server-side message as a client may read it (gateway/public-errors.ts). */
+    publicMessage: (message: string, requestId: string) => string;
   }
 }
 
@@ -79,7 +82,10 @@ export async function buildApp(config: Config, dependencies: AppDependencies = {
   });
   app.server.maxConnections = config.maxConnections;
   app.decorate('config', config);
-  installErrorHandling(app, { maxJsonDepth: config.maxJsonDepth });
+  const names = replicaNames(config.shards);
+  const toPublic = (message: string, requestId: string): string => publicMessage(message, names, requestId);
+  app.decorate('publicMessage', toPublic);
+  installErrorHandling(app, { maxJsonDepth: config.maxJsonDepth, publicMessage: toPublic });
   installHttpGuards(app, {
     corsOrigins: splitList(config.corsOrigins),
     allowedHosts: isLoopbackHost(config.host) ? splitList(config.allowedHosts) : undefined,

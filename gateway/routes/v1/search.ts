@@ -87,7 +87,12 @@ export default async function searchRoutes(app: FastifyInstance): Promise<void> 
         serializedResults.set(result.results, results);
       }
       reply.type('application/json; charset=utf-8');
-      return `{"object":"search.result","model":${JSON.stringify(result.model)},"results":${results},"coverage":${JSON.stringify(result.coverage)},"timings":${JSON.stringify(result.timings)}}`;
+      // A partial answer says which shards are missing, in words a client may read.
+      const coverage =
+        result.coverage.missing === undefined
+          ? result.coverage
+          : { ...result.coverage, missing: result.coverage.missing.map((entry) => ({ ...entry, reason: app.publicMessage(entry.reason, request.id) })) };
+      return `{"object":"search.result","model":${JSON.stringify(result.model)},"results":${results},"coverage":${JSON.stringify(coverage)},"timings":${JSON.stringify(result.timings)}}`;
     },
   );
 }

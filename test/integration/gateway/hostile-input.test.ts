@@ -5,6 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { freePort } from '../../../cli/free-port.js';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../../gateway/app.js';
 import { loadConfig } from '../../../gateway/config.js';
@@ -274,6 +276,44 @@ describe('hostile input (issue 14) over real shard processes', () => {
     assert.equal(assertEnvelope(await response.json(), 'RAGWAY_ERR_INVALID_REQUEST').param, 'x-ragway-deadline-ms');
     const gateway = await post('/v1/search', JSON.stringify({ query: 'ttl' }), { 'content-type': 'application/json', 'x-ragway-deadline-ms': '-1' });
     assert.equal(gateway.status, 400);
+  });
+
+  it('7: client-facing 503s name the shard by index, never its URL or the cause; the log has both with the request id', async () => {
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    const lines: string[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString('utf8'));
+        done();
+      },
+    });
+    const broken = await buildApp(loadConfig({}, { shards: `${shards.urls[0]};${dead}`, logLevel: 'error', replicaEjectFailures: 100 }), {
+      embeddingBackend: backend,
+      defaultMetrics: false,
+      logger: { level: 'error', stream },
+    });
+    try {
+      // Enough documents that some land on the dead shard-1.
+      const documents = Array.from({ length: 8 }, (_, i) => ({ id: `doc-${i}`, text: `document number ${i} about caches` }));
+      const response = await broken.inject({ method: 'POST', url: '/v1/documents', payload: { documents } });
+      assert.equal(response.statusCode, 503, response.body);
+      const error = assertEnvelope(response.json(), 'RAGWAY_ERR_SHARD_UNAVAILABLE');
+      assert.match(error.message, /shard-1 replica 0/);
+      assert.doesNotMatch(error.message, /http:|127\.0\.0\.1|ECONNREFUSED|connect /);
+      const requestId = /request id (\S+)\)$/.exec(error.message)?.[1];
+      assert.ok(requestId !== undefined, error.message);
+      const logged = lines.map((line) => JSON.parse(line) as { reqId?: string; msg: string }).find((line) => line.reqId === requestId);
+      assert.ok(logged !== undefined, 'the failure is logged under the request id the client was told');
+      assert.ok(logged.msg.includes(dead), `the log names the address: ${logged.msg}`);
+      // A partial search labels the missing shard the same way.
+      const partial = (await broken.inject({ method: 'POST', url: '/v1/search', payload: { query: 'cache', k: 1 } })).json();
+      assert.equal(partial.coverage.partial, true);
+      const reason = partial.coverage.missing[0].reason as string;
+      assert.match(reason, /shard-1/);
+      assert.doesNotMatch(reason, /http:|127\.0\.0\.1|ECONNREFUSED/);
+    } finally {
+      await broken.close();
+    }
   });
 
   it('afterwards every replica is ready and a valid search has full coverage', async () => {
