@@ -1,7 +1,7 @@
 // buildApp(config) assembles the gateway without listening: server.ts listens, tests use
 // inject() or listen on port 0. Long-lived resources live in named plugins that close
 // themselves in onClose; nothing is a module-level singleton.
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify';
 import type { EmbeddingBackend } from '../embedder/backend.js';
 import type { EmbeddingBatcher } from '../embedder/batcher.js';
 import type { Scatter } from '../retriever/scatter.js';
@@ -19,6 +19,7 @@ import type { Generator } from './providers/provider.js';
 import type { GeneratorRegistry } from './providers/registry.js';
 import type { SearchCoalescer } from '../retriever/search-coalescer.js';
 import type { Caches } from './caches.js';
+import apiDocsPlugin from './plugins/api-docs.js';
 import cachePlugin from './plugins/cache.js';
 import lifecyclePlugin, { type Lifecycle } from './plugins/lifecycle.js';
 import pipelinesPlugin from './plugins/pipelines.js';
@@ -64,6 +65,8 @@ export interface AppDependencies {
   generators?: Generator[];
   /** Process-level metrics (event loop, GC) are off in tests that build many apps. */
   defaultMetrics?: boolean;
+  /** Called for every route as it is added (the API docs test compares them with /docs). */
+  onRoute?: (route: RouteOptions) => void;
 }
 
 export async function buildApp(config: Config, dependencies: AppDependencies = {}): Promise<FastifyInstance> {
@@ -82,6 +85,7 @@ export async function buildApp(config: Config, dependencies: AppDependencies = {
   });
   app.server.maxConnections = config.maxConnections;
   app.decorate('config', config);
+  if (dependencies.onRoute !== undefined) app.addHook('onRoute', dependencies.onRoute);
   const names = replicaNames(config.shards);
   const toPublic = (message: string, requestId: string): string => publicMessage(message, names, requestId);
   app.decorate('publicMessage', toPublic);
@@ -91,6 +95,8 @@ export async function buildApp(config: Config, dependencies: AppDependencies = {
     allowedHosts: isLoopbackHost(config.host) ? splitList(config.allowedHosts) : undefined,
   });
 
+  // First, so it sees every route as it is added (metrics registers one too).
+  await app.register(apiDocsPlugin);
   await app.register(lifecyclePlugin);
   await app.register(metricsPlugin, { defaultMetrics: dependencies.defaultMetrics ?? true });
   await app.register(embedderPlugin, dependencies.embeddingBackend ? { backend: dependencies.embeddingBackend } : {});

@@ -18,7 +18,7 @@ export type SearchHit = ShardHit;
 export const BoundedMetadata = (maxBytes: number) => Type.Record(Type.String(), Type.Unknown(), { maxJsonBytes: maxBytes });
 export const BoundedFilter = (maxBytes: number) => Type.Record(Type.String(), Type.Unknown(), { maxJsonBytes: maxBytes });
 
-/** What part of the corpus answered; `partial` is never hidden (ARCHITECTURE §4). */
+/** What part of the corpus answered; `partial` is never hidden (docs/architecture.md §5.4). */
 export const Coverage = Type.Object({
   shards_total: Type.Integer(),
   shards_ok: Type.Integer(),
