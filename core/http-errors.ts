@@ -113,19 +113,20 @@ export function installErrorHandling(
 }
 
 /**
- * `maxJsonBytes`: the UTF-8 size of a value's JSON is at most the keyword's number. Bounds
- * metadata (copied into every chunk of a document) and filters (compiled per query, part of
- * cache keys). Runs after the body parser has bounded the depth, so stringifying is safe.
+ * `x-max-json-bytes`: the UTF-8 size of a value's JSON is at most the keyword's number (an
+ * `x-` name, so the OpenAPI document generated from the schemas stays valid). Bounds metadata
+ * (copied into every chunk of a document) and filters (compiled per query, part of cache
+ * keys). Runs after the body parser has bounded the depth, so stringifying is safe.
  */
 const maxJsonBytesKeyword = {
-  keyword: 'maxJsonBytes',
+  keyword: 'x-max-json-bytes',
   schemaType: 'number',
   errors: true,
   validate: function validate(limit: number, data: unknown): boolean {
     const bytes = Buffer.byteLength(JSON.stringify(data) ?? '');
     if (bytes <= limit) return true;
     (validate as unknown as { errors: unknown[] }).errors = [
-      { keyword: 'maxJsonBytes', message: `is ${bytes} bytes as JSON; at most ${limit} are accepted`, params: { limit } },
+      { keyword: 'x-max-json-bytes', message: `is ${bytes} bytes as JSON; at most ${limit} are accepted`, params: { limit } },
     ];
     return false;
   },

@@ -12,11 +12,11 @@ export const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(sch
 export type SearchHit = ShardHit;
 
 /**
- * Request-side metadata and filters, bounded in size (the `maxJsonBytes` keyword,
+ * Request-side metadata and filters, bounded in size (the `x-max-json-bytes` keyword,
  * core/http-errors.ts); their depth is bounded by the body parser before this runs.
  */
-export const BoundedMetadata = (maxBytes: number) => Type.Record(Type.String(), Type.Unknown(), { maxJsonBytes: maxBytes });
-export const BoundedFilter = (maxBytes: number) => Type.Record(Type.String(), Type.Unknown(), { maxJsonBytes: maxBytes });
+export const BoundedMetadata = (maxBytes: number) => Type.Record(Type.String(), Type.Unknown(), { 'x-max-json-bytes': maxBytes });
+export const BoundedFilter = (maxBytes: number) => Type.Record(Type.String(), Type.Unknown(), { 'x-max-json-bytes': maxBytes });
 
 /** What part of the corpus answered; `partial` is never hidden (docs/architecture.md §5.4). */
 export const Coverage = Type.Object({
