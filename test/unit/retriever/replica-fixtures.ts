@@ -1,0 +1,35 @@
+// The fixtures the replica-set tests share; the replicas themselves (ControlledReplica: a real
+// in-process store behind knobs) live in test/helpers/fake-shard-clients.ts.
+import { createError } from '../../../core/errors.js';
+import type { ReplicaSetObserver } from '../../../retriever/replica-set.js';
+import type { ChunkInput } from '../../../retriever/scatter.js';
+import { encodeVector, type SearchRequest } from '../../../shards/protocol.js';
+import type { ControlledReplica } from '../../helpers/fake-shard-clients.js';
+import { randomUnitVectors } from '../../helpers/random.js';
+
+export { hasCode } from '../../helpers/errors.js';
+export { ControlledReplica } from '../../helpers/fake-shard-clients.js';
+export { setTimeout as sleep } from 'node:timers/promises';
+
+export const DIM = 8;
+export const NS = 'ns';
+export const vectors = randomUnitVectors(200, DIM, 5);
+export const chunks: ChunkInput[] = vectors.map((vector, i) => ({ id: `c${i}`, document_id: `d${i}`, namespace: NS, text: `t${i}`, vector }));
+
+/** What HttpShardClient throws for a replica that refuses connections. */
+export const refused = (replica: ControlledReplica) => (): unknown =>
+  createError('RAGWAY_ERR_SHARD_UNAVAILABLE', `${replica.name} unavailable: connect ECONNREFUSED`);
+
+export const query = (i: number): SearchRequest => ({ queries: [{ vector: encodeVector(vectors[i % vectors.length] as Float32Array), k: 3, namespace: NS }] });
+
+/** Records every observer hook call as "hook:args". */
+export function recordingObserver(): ReplicaSetObserver & { events: string[] } {
+  const events: string[] = [];
+  return {
+    events,
+    onHedge: (shard) => events.push(`hedge:${shard}`),
+    onHedgeWon: (shard) => events.push(`won:${shard}`),
+    onReplicaEjected: (shard, url) => events.push(`ejected:${shard}:${url}`),
+    onReplicaRestored: (shard, url) => events.push(`restored:${shard}:${url}`),
+  };
+}
