@@ -141,6 +141,22 @@ describe('ReplicaSet', () => {
     assert.ok(a.store.getDocument(NS, 'dp1'));
   });
 
+  it('a body too deeply nested to serialise is a 400 from the HTTP client, and ejects no replica', async () => {
+    const observer = recordingObserver();
+    // Nothing listens on port 9 (discard): serialising fails before any connection is tried.
+    const set = ReplicaSet.fromUrls(['http://127.0.0.1:9', 'http://127.0.0.1:9/b'], { observer, ejection: { failures: 1 } });
+    sets.push(set);
+    let deep: unknown = 1;
+    for (let i = 0; i < 10_000; i++) deep = [deep];
+    const chunk = { id: 'x', document_id: 'dx', namespace: NS, text: 'x', metadata: { a: deep }, vector: encodeVector(vectors[0] as Float32Array) };
+    for (let i = 0; i < 3; i++) {
+      await assert.rejects(set.upsert({ chunks: [chunk] }), hasCode('RAGWAY_ERR_INVALID_REQUEST', /could not be serialised for the shard \(Maximum call stack size exceeded\)/));
+      await assert.rejects(set.search({ queries: [{ ...(query(0).queries[0] as SearchRequest['queries'][0]), filter: { a: deep } }] }), hasCode('RAGWAY_ERR_INVALID_REQUEST'));
+    }
+    assert.deepEqual(observer.events, []);
+    assert.deepEqual(set.view().map((v) => v.consecutive_failures), [0, 0]);
+  });
+
   it('a local exception (not a replica failure) is a 500 that never counts against a replica', async () => {
     const observer = recordingObserver();
     const { set, replicas: [a, b] } = await replicas(2, { hedge: { enabled: false }, observer, ejection: { failures: 1 } });
