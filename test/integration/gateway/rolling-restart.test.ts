@@ -11,6 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import { request } from 'undici';
 import { freePort } from '../../../cli/free-port.js';
 import { ServiceProcess } from '../../../cli/service-process.js';
+import { sleep } from '../../../core/sleep.js';
 import type { OnnxEmbeddingBackend } from '../../../embedder/backends/onnx.js';
 import { buildApp } from '../../../gateway/app.js';
 import { loadConfig } from '../../../gateway/config.js';
@@ -20,8 +21,6 @@ const SHARDS = 2;
 const DOCUMENTS = 350;
 const CYCLES = 5;
 const TOPICS = ['cache ttl expiry', 'train station tickets', 'pasta tomato sauce', 'volcano lava', 'guitar chords', 'tax returns', 'mountain hiking'];
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** SIGKILL, then wait until the process is gone so its port is free for the restart. */
 async function crash(replica: ServiceProcess): Promise<void> {

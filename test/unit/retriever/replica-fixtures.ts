@@ -113,7 +113,7 @@ export function hasCode(code: ErrorCode, messagePattern?: RegExp): (err: unknown
   };
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export { sleep } from '../../../core/sleep.js';
 export const query = (i: number): SearchRequest => ({ queries: [{ vector: encodeVector(vectors[i % vectors.length] as Float32Array), k: 3, namespace: NS }] });
 
 /** Records every observer hook call as "hook:args". */
