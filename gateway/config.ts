@@ -66,7 +66,14 @@ export const SETTINGS = {
   hedgeMaxExtraFraction: number('RAGWAY_HEDGE_MAX_EXTRA', 0.1, 'Most extra shard calls hedging may add, as a fraction of all shard calls.', 0, 1),
   hedgeMinDelayMs: integer('RAGWAY_HEDGE_MIN_DELAY_MS', 2, 'Never hedge sooner than this.', 0, 60_000),
   replicaEjectFailures: integer('RAGWAY_REPLICA_EJECT_FAILURES', 3, 'Consecutive transient failures that take a replica out of rotation.', 1, 1_000),
-  replicaProbeBackoffMs: integer('RAGWAY_REPLICA_PROBE_BACKOFF_MS', 500, 'First wait before probing an ejected replica; doubles up to 30 s.', 10, 600_000),
+  replicaProbeBackoffMs: integer('RAGWAY_REPLICA_PROBE_BACKOFF_MS', 500, 'First wait before probing an ejected replica; doubles per failed probe up to `RAGWAY_REPLICA_PROBE_MAX_BACKOFF_MS`.', 10, 600_000),
+  replicaProbeMaxBackoffMs: integer(
+    'RAGWAY_REPLICA_PROBE_MAX_BACKOFF_MS',
+    1_000,
+    'Cap on the probe backoff: a restarted replica is read from again within about this long after it is ready.',
+    10,
+    600_000,
+  ),
   shutdownGraceMs: integer(
     'RAGWAY_SHUTDOWN_GRACE_MS',
     10_000,
