@@ -28,3 +28,41 @@ export const SearchTimings = Type.Object({
   total_ms: Type.Number(),
 });
 export type SearchTimings = Static<typeof SearchTimings>;
+
+/** Retrieval-mode fields shared by /v1/search, /v1/query and chat `rag` (see README "Search modes"). */
+export const RetrievalFields = {
+  /** vector (ANN), lexical (BM25 with global statistics) or hybrid (both, fused); default RAGWAY_SEARCH_MODE. */
+  mode: Type.Optional(Type.Union([Type.Literal('vector'), Type.Literal('lexical'), Type.Literal('hybrid')])),
+  /** Hybrid: reciprocal rank fusion constant (default RAGWAY_SEARCH_RRF_K). */
+  rrf_k: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000 })),
+  /** Hybrid: weighted fusion instead of RRF, alpha × vector + (1 − alpha) × lexical (normalized scores). */
+  alpha: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+  /** MMR diversity over the candidates: 1 = relevance only, lower = more diverse. */
+  mmr_lambda: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+  /** Hybrid/MMR candidates per list (default RAGWAY_SEARCH_HYBRID_CANDIDATES). */
+  candidates: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+};
+
+export interface RetrievalBody {
+  /** A request that gives a vector and no mode searches by vector, whatever the default. */
+  vector?: unknown;
+  mode?: 'vector' | 'lexical' | 'hybrid' | undefined;
+  rrf_k?: number | undefined;
+  alpha?: number | undefined;
+  mmr_lambda?: number | undefined;
+  candidates?: number | undefined;
+}
+
+/** The pipeline's SearchInput fields for a request's retrieval options, config defaults filled in. */
+export function retrievalInput(
+  body: RetrievalBody,
+  defaults: { searchMode: 'vector' | 'lexical' | 'hybrid'; searchRrfK: number; searchHybridCandidates: number },
+): { mode: 'vector' | 'lexical' | 'hybrid'; rrfK: number; alpha: number | undefined; mmrLambda: number | undefined; candidates: number } {
+  return {
+    mode: body.mode ?? (body.vector !== undefined ? 'vector' : defaults.searchMode),
+    rrfK: body.rrf_k ?? defaults.searchRrfK,
+    alpha: body.alpha,
+    mmrLambda: body.mmr_lambda,
+    candidates: body.candidates ?? defaults.searchHybridCandidates,
+  };
+}

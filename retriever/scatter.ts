@@ -25,10 +25,13 @@ import {
   type Chunk,
   type DocumentResponse,
   type SearchRequest,
+  type Bm25Params,
+  type LexicalStats,
   type ShardHit,
   type ShardQuery,
   type StatsResponse,
 } from '../shards/protocol.js';
+import { addLexicalStats } from './lexical-stats.js';
 import { checkShard } from './check-shard.js';
 import { mergeTopK } from './merge.js';
 import { ReplicaSet, type ReplicaAck, type ReplicaSetObserver, type ReplicaView } from './replica-set.js';
@@ -54,8 +57,19 @@ export interface ScatterObserver extends ReplicaSetObserver {
   onShardLatency?(shardIndex: number, seconds: number, ok: boolean): void;
 }
 
+/** A lexical (BM25) query: text, and the global statistics to score with (retriever/lexical-search.ts). */
+export interface LexicalQuery {
+  text: string;
+  stats?: LexicalStats;
+  /** The statistics phase: shards return term_stats only. */
+  statsOnly?: boolean;
+  bm25?: Bm25Params;
+}
+
 export interface ScatterQuery {
-  vector: Float32Array;
+  /** Required unless `lexical` is given. */
+  vector?: Float32Array | undefined;
+  lexical?: LexicalQuery;
   k: number;
   namespace: string;
   filter?: Record<string, unknown>;
@@ -65,6 +79,8 @@ export interface ScatterQuery {
 export interface IncludeOptions {
   includeText?: boolean;
   includeMetadata?: boolean;
+  /** Hits carry their stored vectors (for MMR). */
+  includeVectors?: boolean;
 }
 
 export interface DeadlineOptions {
@@ -84,6 +100,7 @@ export interface SearchOptions extends IncludeOptions, DeadlineOptions, Complete
   namespace: string;
   filter?: Record<string, unknown>;
   ef?: number;
+  lexical?: LexicalQuery;
 }
 
 /** A shard left out of an answer, and why. */
@@ -108,6 +125,8 @@ export interface QueryHits {
   hits: ShardHit[];
   /** True when at least one shard holds something in the query's namespace. */
   namespaceFound: boolean;
+  /** Lexical queries: the statistics summed over the shards that answered. */
+  termStats?: LexicalStats;
 }
 
 export interface ScatterBatchResult {
@@ -211,9 +230,10 @@ export class Scatter {
   }
 
   /** One query: the convenience over searchBatch. */
-  async search(vector: Float32Array, options: SearchOptions, signal?: AbortSignal): Promise<ScatterSearchResult> {
-    const { k, namespace, filter, ef, ...batchOptions } = options;
+  async search(vector: Float32Array | undefined, options: SearchOptions, signal?: AbortSignal): Promise<ScatterSearchResult> {
+    const { k, namespace, filter, ef, lexical, ...batchOptions } = options;
     const query: ScatterQuery = { vector, k, namespace };
+    if (lexical !== undefined) query.lexical = lexical;
     if (filter !== undefined) query.filter = filter;
     if (ef !== undefined) query.ef = ef;
     const batch = await this.searchBatch([query], batchOptions, signal);
@@ -239,6 +259,7 @@ export class Scatter {
     const request: SearchRequest = { queries: queries.map(toShardQuery) };
     if (options.includeText !== undefined) request.include_text = options.includeText;
     if (options.includeMetadata !== undefined) request.include_metadata = options.includeMetadata;
+    if (options.includeVectors === true) request.include_vectors = true;
 
     const total = this.clients.length;
     const { values, tookMs, missing } = await this.gather(
@@ -262,13 +283,17 @@ export class Scatter {
     const results = queries.map((query, q): QueryHits => {
       const lists: ShardHit[][] = [];
       let namespaceFound = false;
+      let termStats: LexicalStats | undefined;
       for (const response of values) {
         const result = response?.results[q];
         if (result === undefined) continue;
         lists.push(result.hits);
         namespaceFound ||= result.namespace_found;
+        if (result.term_stats !== undefined) termStats = addLexicalStats(termStats, result.term_stats);
       }
-      return { hits: mergeTopK(lists, query.k), namespaceFound };
+      const merged: QueryHits = { hits: mergeTopK(lists, query.k), namespaceFound };
+      if (termStats !== undefined) merged.termStats = termStats;
+      return merged;
     });
     const coverage: Coverage =
       missing.length === 0
@@ -660,7 +685,16 @@ function acksOf(client: ShardClient, response: object): ReplicaAck[] {
 }
 
 function toShardQuery(query: ScatterQuery): ShardQuery {
-  const wire: ShardQuery = { vector: encodeVector(query.vector), k: query.k, namespace: query.namespace };
+  const wire: ShardQuery = { k: query.k, namespace: query.namespace };
+  if (query.vector !== undefined) wire.vector = encodeVector(query.vector);
+  const { lexical } = query;
+  if (lexical !== undefined) {
+    wire.mode = 'lexical';
+    wire.text = lexical.text;
+    if (lexical.stats !== undefined) wire.lexical_stats = lexical.stats;
+    if (lexical.statsOnly === true) wire.stats_only = true;
+    if (lexical.bm25 !== undefined) wire.bm25 = lexical.bm25;
+  }
   if (query.filter !== undefined) wire.filter = query.filter;
   if (query.ef !== undefined) wire.ef = query.ef;
   return wire;

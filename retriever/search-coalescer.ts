@@ -54,13 +54,14 @@ export class SearchCoalescer {
     this.#onBatch = options.onBatch;
   }
 
-  search(vector: Float32Array, options: SearchOptions, signal?: AbortSignal): Promise<ScatterSearchResult> {
+  search(vector: Float32Array | undefined, options: SearchOptions, signal?: AbortSignal): Promise<ScatterSearchResult> {
     throwIfAborted(signal);
-    const { k, namespace, filter, ef, deadline, requireComplete, ...include } = options;
+    const { k, namespace, filter, ef, lexical, deadline, requireComplete, ...include } = options;
     const query: ScatterQuery = { vector, k, namespace };
+    if (lexical !== undefined) query.lexical = lexical;
     if (filter !== undefined) query.filter = filter;
     if (ef !== undefined) query.ef = ef;
-    const key = `${include.includeText !== false}:${include.includeMetadata !== false}`;
+    const key = `${include.includeText !== false}:${include.includeMetadata !== false}:${include.includeVectors === true}`;
 
     return new Promise<ScatterSearchResult>((resolve, reject) => {
       const onAbort = (): void => {
