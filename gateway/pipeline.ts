@@ -6,7 +6,7 @@
 // served only while the gateway's view of those epochs is unchanged. Writes through this
 // gateway update that view at once; writes made elsewhere are seen at the next epoch poll.
 import { compileFilter } from '../shards/filter.js';
-import { DEFAULT_NAMESPACE } from '../shards/protocol.js';
+import { DEFAULT_NAMESPACE, type Bm25Params } from '../shards/protocol.js';
 import type { EmbeddingBatcher } from '../embedder/batcher.js';
 import { searchByMode, type ModeOptions, type RetrievalMode } from '../retriever/hybrid-search.js';
 import { coverageError, type Scatter } from '../retriever/scatter.js';
@@ -41,6 +41,7 @@ export interface SearchInput {
   alpha?: number | undefined;
   mmrLambda?: number | undefined;
   candidates?: number | undefined;
+  bm25?: Bm25Params | undefined;
 }
 
 export interface SearchOutput {
@@ -93,6 +94,7 @@ export class SearchPipeline {
       alpha: input.alpha,
       mmr: input.mmrLambda,
       candidates: input.candidates,
+      bm25: input.bm25,
     });
   }
 
@@ -190,7 +192,7 @@ export class SearchPipeline {
       includeText: input.includeText,
       includeMetadata: input.includeMetadata,
     };
-    const modeOptions: ModeOptions = { mode, rrfK: input.rrfK, alpha: input.alpha, mmrLambda: input.mmrLambda, candidates: input.candidates };
+    const modeOptions: ModeOptions = { mode, rrfK: input.rrfK, alpha: input.alpha, mmrLambda: input.mmrLambda, candidates: input.candidates, bm25: input.bm25 };
     const result =
       mode === 'vector' && input.mmrLambda === undefined
         ? await this.#shards.search(vector, options, signal)

@@ -2,7 +2,7 @@
 // fast-json-stringify and document the API; types for handlers derive from them.
 import { Type, type Static } from '@sinclair/typebox';
 import type { Coverage as ScatterCoverage } from '../retriever/scatter.js';
-import { ShardHit } from '../shards/protocol.js';
+import { Bm25Params, ShardHit, type Bm25Params as Bm25ParamsType } from '../shards/protocol.js';
 
 /** A search result is exactly what the shards return, merged. */
 export const SearchHit = ShardHit;
@@ -41,6 +41,8 @@ export const RetrievalFields = {
   mmr_lambda: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
   /** Hybrid/MMR candidates per list (default RAGWAY_SEARCH_HYBRID_CANDIDATES). */
   candidates: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+  /** Lexical/hybrid: BM25 parameters (default k1 0.9, b 0.4; shards/lexical/bm25-index.ts). */
+  bm25: Type.Optional(Bm25Params),
 };
 
 export interface RetrievalBody {
@@ -51,18 +53,27 @@ export interface RetrievalBody {
   alpha?: number | undefined;
   mmr_lambda?: number | undefined;
   candidates?: number | undefined;
+  bm25?: Bm25ParamsType | undefined;
 }
 
 /** The pipeline's SearchInput fields for a request's retrieval options, config defaults filled in. */
 export function retrievalInput(
   body: RetrievalBody,
   defaults: { searchMode: 'vector' | 'lexical' | 'hybrid'; searchRrfK: number; searchHybridCandidates: number },
-): { mode: 'vector' | 'lexical' | 'hybrid'; rrfK: number; alpha: number | undefined; mmrLambda: number | undefined; candidates: number } {
+): {
+  mode: 'vector' | 'lexical' | 'hybrid';
+  rrfK: number;
+  alpha: number | undefined;
+  mmrLambda: number | undefined;
+  candidates: number;
+  bm25: Bm25ParamsType | undefined;
+} {
   return {
     mode: body.mode ?? (body.vector !== undefined ? 'vector' : defaults.searchMode),
     rrfK: body.rrf_k ?? defaults.searchRrfK,
     alpha: body.alpha,
     mmrLambda: body.mmr_lambda,
     candidates: body.candidates ?? defaults.searchHybridCandidates,
+    bm25: body.bm25,
   };
 }
