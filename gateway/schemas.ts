@@ -47,18 +47,23 @@ export interface RetrievalBody {
   bm25?: Bm25ParamsType | undefined;
 }
 
-/** The pipeline's SearchInput fields for a request's retrieval options, config defaults filled in. */
-export function retrievalInput(
-  body: RetrievalBody,
-  defaults: { searchMode: 'vector' | 'lexical' | 'hybrid'; searchRrfK: number; searchHybridCandidates: number },
-): {
+export interface RetrievalDefaults {
+  searchMode: 'vector' | 'lexical' | 'hybrid';
+  searchRrfK: number;
+  searchHybridCandidates: number;
+}
+
+export interface RetrievalInput {
   mode: 'vector' | 'lexical' | 'hybrid';
   rrfK: number;
   alpha: number | undefined;
   mmrLambda: number | undefined;
   candidates: number;
   bm25: Bm25ParamsType | undefined;
-} {
+}
+
+/** The pipeline's SearchInput fields for a request's retrieval options, config defaults filled in. */
+export function retrievalInput(body: RetrievalBody, defaults: RetrievalDefaults): RetrievalInput {
   return {
     mode: body.mode ?? (body.vector !== undefined ? 'vector' : defaults.searchMode),
     rrfK: body.rrf_k ?? defaults.searchRrfK,

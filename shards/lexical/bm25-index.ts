@@ -16,7 +16,7 @@ import { TopK, type Scored } from '../store/top-k.js';
 import { termFrequencies, tokenize } from './tokenizer.js';
 
 /** Tuned on BEIR SciFact's train split (README "Search modes"); a query may override them. */
-export const BM25_DEFAULTS = { k1: 1.2, b: 0.75 } as const;
+export const BM25_DEFAULTS = { k1: 0.9, b: 0.4 } as const;
 
 interface NamespaceLexicon {
   /** term → label → term frequency. */

@@ -11,6 +11,7 @@ import { OpenAiChunkEncoder } from '../../answer/encoders.js';
 import type { ChatMessage } from '../../providers/provider.js';
 import { Nullable } from '../../schemas.js';
 import { replyWithAnswer } from '../answer-reply.js';
+import { RetrievalFields } from '../../schemas.js';
 import { CacheControlBody, CacheControlHeaders, DeadlineMs, cacheControl, ragOptions } from '../client-controls.js';
 
 const TextPart = Type.Object({ type: Type.Literal('text'), text: Type.String() });
@@ -48,6 +49,7 @@ export function chatBodySchema(options: { maxK: number }) {
           filter: Type.Optional(Filter),
           require_complete: Type.Optional(Type.Boolean()),
           deadline_ms: Type.Optional(DeadlineMs),
+          ...RetrievalFields,
         },
         { additionalProperties: false },
       ),
@@ -111,7 +113,7 @@ export default async function chatCompletionRoutes(app: FastifyInstance): Promis
           question,
           history,
           model: body.model,
-          rag: ragOptions(body.rag ?? {}, request.headers, { k: app.config.answerK, deadlineMs: app.config.deadlineMs }),
+          rag: ragOptions(body.rag ?? {}, request.headers, { ...app.config, k: app.config.answerK, deadlineMs: app.config.deadlineMs }),
           maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
           temperature: body.temperature ?? undefined,
           topP: body.top_p ?? undefined,
