@@ -142,8 +142,21 @@ export const SETTINGS = {
   searchMode: oneOf(
     'RAGWAY_SEARCH_MODE',
     ['vector', 'lexical', 'hybrid'],
-    'vector',
+    'hybrid',
     'Retrieval when a request gives no `mode`: `vector` (ANN), `lexical` (BM25) or `hybrid` (both, fused).',
+  ),
+  searchHybridFusion: oneOf(
+    'RAGWAY_SEARCH_HYBRID_FUSION',
+    ['weighted', 'rrf'],
+    'weighted',
+    'How hybrid search fuses its two lists when a request gives no `fusion`: `weighted` (alpha × vector + (1 − alpha) × BM25, min-max normalized) or `rrf` (reciprocal rank fusion).',
+  ),
+  searchHybridAlpha: number(
+    'RAGWAY_SEARCH_HYBRID_ALPHA',
+    0.1,
+    'Vector weight of weighted hybrid fusion when a request gives no `alpha` (0.1 was best on BEIR SciFact train with the embedded model).',
+    0,
+    1,
   ),
   searchRrfK: integer('RAGWAY_SEARCH_RRF_K', 60, 'Reciprocal rank fusion constant k for hybrid search when a request gives no `rrf_k`.', 0, 100_000),
   searchHybridCandidates: integer(

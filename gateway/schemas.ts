@@ -24,9 +24,11 @@ export type SearchTimings = Static<typeof SearchTimings>;
 export const RetrievalFields = {
   /** vector (ANN), lexical (BM25 with global statistics) or hybrid (both, fused); default RAGWAY_SEARCH_MODE. */
   mode: Type.Optional(Type.Union([Type.Literal('vector'), Type.Literal('lexical'), Type.Literal('hybrid')])),
+  /** Hybrid: "weighted" (alpha) or "rrf" (reciprocal rank fusion); default RAGWAY_SEARCH_HYBRID_FUSION, and an alpha or rrf_k picks its own. */
+  fusion: Type.Optional(Type.Union([Type.Literal('weighted'), Type.Literal('rrf')])),
   /** Hybrid: reciprocal rank fusion constant (default RAGWAY_SEARCH_RRF_K). */
   rrf_k: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000 })),
-  /** Hybrid: weighted fusion instead of RRF, alpha × vector + (1 − alpha) × lexical (normalized scores). */
+  /** Hybrid, weighted fusion: alpha × vector + (1 − alpha) × lexical, scores min-max normalized (default RAGWAY_SEARCH_HYBRID_ALPHA). */
   alpha: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
   /** MMR diversity over the candidates: 1 = relevance only, lower = more diverse. */
   mmr_lambda: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
@@ -40,6 +42,7 @@ export interface RetrievalBody {
   /** A request that gives a vector and no mode searches by vector, whatever the default. */
   vector?: unknown;
   mode?: 'vector' | 'lexical' | 'hybrid' | undefined;
+  fusion?: 'weighted' | 'rrf' | undefined;
   rrf_k?: number | undefined;
   alpha?: number | undefined;
   mmr_lambda?: number | undefined;
@@ -51,6 +54,8 @@ export interface RetrievalDefaults {
   searchMode: 'vector' | 'lexical' | 'hybrid';
   searchRrfK: number;
   searchHybridCandidates: number;
+  searchHybridFusion: 'weighted' | 'rrf';
+  searchHybridAlpha: number;
 }
 
 export interface RetrievalInput {
@@ -67,9 +72,17 @@ export function retrievalInput(body: RetrievalBody, defaults: RetrievalDefaults)
   return {
     mode: body.mode ?? (body.vector !== undefined ? 'vector' : defaults.searchMode),
     rrfK: body.rrf_k ?? defaults.searchRrfK,
-    alpha: body.alpha,
+    // RRF when asked for (or when only rrf_k is given); otherwise the weighted sum with alpha.
+    alpha: rrf(body, defaults) ? undefined : (body.alpha ?? defaults.searchHybridAlpha),
     mmrLambda: body.mmr_lambda,
     candidates: body.candidates ?? defaults.searchHybridCandidates,
     bm25: body.bm25,
   };
+}
+
+function rrf(body: RetrievalBody, defaults: RetrievalDefaults): boolean {
+  if (body.fusion !== undefined) return body.fusion === 'rrf';
+  if (body.alpha !== undefined) return false;
+  if (body.rrf_k !== undefined) return true;
+  return defaults.searchHybridFusion === 'rrf';
 }
