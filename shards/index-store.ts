@@ -23,14 +23,8 @@
 // delayed by longer than that could resurrect a document — the usual bound of LWW stores.
 import { join } from 'node:path';
 import { abortError, createError } from '../core/errors.js';
-import { compileFilter, type MetadataPredicate } from './filter.js';
-import { BM25_DEFAULTS } from './lexical/bm25-index.js';
-import { termFrequencies, tokenize } from './lexical/tokenizer.js';
 import {
   PROTOCOL_VERSION,
-  encodeVector,
-  type Bm25Params,
-  type LexicalStats,
   type ChangesResponse,
   type DeleteRequest,
   type DeleteResponse,
@@ -39,8 +33,6 @@ import {
   type QueryResult,
   type SearchRequest,
   type SearchResponse,
-  type ShardHit,
-  type ShardQuery,
   type ReplicaSyncState,
   type Space,
   type StatsResponse,
@@ -53,27 +45,14 @@ import { exportLines, toChange } from './store/change-feed.js';
 import { DEFAULTS, resolveWalSettings, validateOptions, type IndexStoreOptions, type WalSettings } from './store/options.js';
 import { ShardData } from './store/shard-data.js';
 import { SnapshotSchedule } from './store/snapshot-schedule.js';
-import type { Scored } from './store/top-k.js';
 import { VectorIndex } from './store/vector-index.js';
-import { searchVectors, type VectorQuery } from './store/vector-search.js';
+import { prepareQuery, searchLexical, toHit } from './store/queries.js';
+import { searchVectors } from './store/vector-search.js';
 import { WriteAheadLog, type WalOp, type WalRecord, type WalStats } from './wal.js';
 
 export type { IndexStoreOptions, WalSettings } from './store/options.js';
 
 const WAL_DIR = 'wal';
-
-type PreparedQuery =
-  | (VectorQuery & { mode: 'vector'; namespace: string })
-  | {
-      mode: 'lexical';
-      namespace: string;
-      k: number;
-      terms: Map<string, number>;
-      stats: LexicalStats | undefined;
-      statsOnly: boolean;
-      bm25: Bm25Params;
-      predicate: MetadataPredicate | undefined;
-    };
 
 export class IndexStore implements ShardStore {
   readonly dim: number;
@@ -202,10 +181,8 @@ export class IndexStore implements ShardStore {
     const { deadline, signal } = options;
     checkBudget(deadline, signal);
     // Validate the whole batch first so a bad query 7 does not waste queries 0-6's work.
-    const queries = request.queries.map((query, i) => this.prepareQuery(query, i));
-    const includeText = request.include_text !== false;
-    const includeMetadata = request.include_metadata !== false;
-    const includeVectors = request.include_vectors === true;
+    const queries = request.queries.map((query, i) => prepareQuery(this.data, query, i));
+    const include = { text: request.include_text !== false, metadata: request.include_metadata !== false, vectors: request.include_vectors === true };
     this.searchRequests += 1;
     this.searchQueries += queries.length;
     const { catalog, vectors } = this.data;
@@ -214,10 +191,10 @@ export class IndexStore implements ShardStore {
       // A batch can be long: stop as soon as nobody can use the answer any more.
       checkBudget(deadline, signal);
       const namespace = catalog.namespaces.get(query.namespace);
-      if (query.mode === 'lexical') return this.searchLexical(query, namespace !== undefined, includeText, includeMetadata, includeVectors);
+      if (query.mode === 'lexical') return searchLexical(this.data, query, namespace !== undefined, include);
       if (namespace === undefined) return { hits: [], namespace_found: false };
       const scored = searchVectors(catalog, vectors, namespace, query, settings);
-      return { hits: scored.map((s) => this.toHit(s, includeText, includeMetadata, includeVectors)), namespace_found: true };
+      return { hits: scored.map((s) => toHit(this.data, s, include)), namespace_found: true };
     });
     return { results, epoch: this.data.epoch, took_ms: performance.now() - started };
   }
@@ -441,71 +418,6 @@ export class IndexStore implements ShardStore {
   private assertWritable(): void {
     const reason = this.unavailableReason;
     if (reason !== undefined) throw createError('RAGWAY_ERR_NOT_READY', reason);
-  }
-
-  // ---------------------------------------------------------------- search helpers
-
-  private prepareQuery(query: ShardQuery, i: number): PreparedQuery {
-    const predicate = query.filter === undefined ? undefined : compileFilter(query.filter, `queries[${i}].filter`);
-    if (query.mode === 'lexical') {
-      if (query.text === undefined) {
-        throw createError('RAGWAY_ERR_INVALID_REQUEST', `queries[${i}] is lexical and needs a text`, { param: `queries[${i}].text` });
-      }
-      return {
-        mode: 'lexical',
-        namespace: query.namespace,
-        k: query.k,
-        terms: termFrequencies(tokenize(query.text)),
-        stats: query.lexical_stats,
-        statsOnly: query.stats_only === true,
-        bm25: query.bm25 ?? BM25_DEFAULTS,
-        predicate,
-      };
-    }
-    if (query.vector === undefined) {
-      throw createError('RAGWAY_ERR_INVALID_REQUEST', `queries[${i}] is a vector query and needs a vector`, { param: `queries[${i}].vector` });
-    }
-    return {
-      mode: 'vector',
-      vector: this.data.vectors.decodeChecked(query.vector, `queries[${i}].vector`),
-      k: query.k,
-      namespace: query.namespace,
-      ef: query.ef,
-      predicate,
-    };
-  }
-
-  /** BM25 with the query's global statistics, or this shard's own when it carries none. */
-  private searchLexical(
-    query: Extract<PreparedQuery, { mode: 'lexical' }>,
-    found: boolean,
-    includeText: boolean,
-    includeMetadata: boolean,
-    includeVectors: boolean,
-  ): QueryResult {
-    const { lexical, catalog } = this.data;
-    const local = lexical.stats(query.namespace, query.terms.keys());
-    if (query.statsOnly || !found) return { hits: [], namespace_found: found, term_stats: local };
-    const scored = lexical.search(query.namespace, {
-      terms: query.terms,
-      k: query.k,
-      stats: query.stats ?? local,
-      k1: query.bm25.k1,
-      b: query.bm25.b,
-      predicate: query.predicate,
-      metadataOf: (label) => catalog.record(label)?.metadata ?? {},
-    });
-    return { hits: scored.map((s) => this.toHit(s, includeText, includeMetadata, includeVectors)), namespace_found: true, term_stats: local };
-  }
-
-  private toHit(scored: Scored, includeText: boolean, includeMetadata: boolean, includeVectors: boolean): ShardHit {
-    const record = this.data.catalog.record(scored.label);
-    if (record === undefined) throw new Error(`label ${scored.label} has no chunk record`);
-    const hit: ShardHit = { id: record.id, document_id: record.documentId, score: scored.score };
-    if (includeText) hit.text = record.text;
-    if (includeMetadata) hit.metadata = record.metadata;
-    if (includeVectors) hit.vector = encodeVector(this.data.vectors.vectorOf(record.label));
-    return hit;
   }
 }
 
