@@ -14,6 +14,7 @@ import { benchAnn, renderAnn } from './ann.js';
 import { benchHedging, renderHedging } from './hedging.js';
 import { benchWal, renderWal } from './wal.js';
 import { benchQuality, renderQuality } from './quality.js';
+import { benchAccess, renderAccess } from './access.js';
 import { barChart, cdfPoints, lineChart } from './svg.js';
 import type { RetrievalCoreReport } from './retrieval-core.js';
 import type { CachingReport } from './caching.js';
@@ -87,7 +88,7 @@ async function main(): Promise<void> {
   });
   const quick = values.quick === true;
   // --only retrieval-core,streaming-tax,caching runs a subset (for iterating on one area).
-  const sections = new Set((values.only ?? 'retrieval-core,streaming-tax,caching,hedging,wal,ann,quality').split(','));
+  const sections = new Set((values.only ?? 'retrieval-core,streaming-tax,caching,hedging,wal,ann,access,quality').split(','));
   const log = (line: string): void => {
     process.stderr.write(`[bench] ${line}\n`);
   };
@@ -108,6 +109,7 @@ async function main(): Promise<void> {
     const wal = sections.has('wal') ? await benchWal({ quick, workDir, log }) : undefined;
     const ann = sections.has('ann') ? await benchAnn({ quick, workDir, log }) : undefined;
     const quality = sections.has('quality') ? await benchQuality({ quick, workDir, dim: backend.dimensions, log }) : undefined;
+    const access = sections.has('access') ? await benchAccess({ quick, workDir, dim: backend.dimensions, log }) : undefined;
     const charts = chartFiles({ retrievalCore, caching });
     const info = machine();
     const seconds = (performance.now() - started) / 1000;
@@ -123,6 +125,7 @@ async function main(): Promise<void> {
       caching ? renderCaching(caching) : undefined,
       hedging ? renderHedging(hedging) : undefined,
       wal ? renderWal(wal) : undefined,
+      access ? renderAccess(access) : undefined,
       ann ? renderAnn(ann) : undefined,
       quality ? renderQuality(quality) : undefined,
       charts.length > 0 ? ['## Charts', '', ...charts.map((chart) => `![${chart.title}](${chart.file})`), ''].join('\n') : undefined,
@@ -144,7 +147,7 @@ async function main(): Promise<void> {
         }),
       );
     }
-    await writeFile(join(outDir, 'report.json'), `${JSON.stringify({ machine: info, quick, seconds, retrievalCore, streamingTax, caching, hedging, wal, ann, quality }, null, 2)}\n`);
+    await writeFile(join(outDir, 'report.json'), `${JSON.stringify({ machine: info, quick, seconds, retrievalCore, streamingTax, caching, hedging, wal, ann, access, quality }, null, 2)}\n`);
     process.stdout.write(`${report}\nwritten to ${outDir}\n`);
   } finally {
     await backend.close();
