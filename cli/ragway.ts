@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // One binary, several roles: `ragway start` (everything on one machine), `ragway gateway`,
-// `ragway shard`, `ragway ingest`, `ragway config`. Each command parses its own flags.
+// `ragway shard`, `ragway ingest`, `ragway eval`, `ragway config`. Each command parses its own flags.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../core/package-paths.js';
@@ -14,6 +14,8 @@ Usage:
                  [--peers URL[,URL]] [--grace-ms 10000] [--catch-up-timeout-ms 5000]
                  [--snapshot-interval-ms 60000] [--snapshot-every 20000] [--wal-retain-records 100000]
   ragway ingest  <folder | file.jsonl | file.md> [--url http://127.0.0.1:8080] [--namespace NS] [--batch 32]
+  ragway eval    <beir-dataset-dir> [--url http://127.0.0.1:8080] [--split test] [--namespace eval]
+                 [--modes vector,lexical,hybrid] [--rerank TOP_N] [--concurrency 8] [--limit N] [--json FILE]
   ragway keys    create --name NAME [--scopes read,write,admin] [--namespaces NS[,prefix-*]] [--rps N] [--burst N]
                  [--tpm N] [--max-streams N] | list [--json] | revoke ID|NAME     (all take [--file PATH])
   ragway config  [--markdown]     the settings (environment variables) and their defaults
@@ -33,6 +35,8 @@ async function main(argv: string[]): Promise<void> {
       return (await import('./shard-command.js')).runShard(rest);
     case 'ingest':
       return (await import('./ingest-command.js')).runIngest(rest);
+    case 'eval':
+      return (await import('./eval-command.js')).runEval(rest);
     case 'keys':
       return (await import('./keys-command.js')).runKeys(rest);
     case 'config':

@@ -146,6 +146,33 @@ export const SETTINGS = {
   ),
   searchDefaultK: integer('RAGWAY_SEARCH_DEFAULT_K', 10, 'Results per search when the request gives no `k`.', 1, 10_000),
   searchMaxK: integer('RAGWAY_SEARCH_MAX_K', 100, 'Largest `k` a request may ask for.', 1, 10_000),
+  searchMode: oneOf(
+    'RAGWAY_SEARCH_MODE',
+    ['vector', 'lexical', 'hybrid'],
+    'vector',
+    'Retrieval when a request gives no `mode`: `vector` (ANN), `lexical` (BM25) or `hybrid` (both, fused).',
+  ),
+  searchHybridFusion: oneOf(
+    'RAGWAY_SEARCH_HYBRID_FUSION',
+    ['weighted', 'rrf'],
+    'weighted',
+    'How hybrid search fuses its two lists when a request gives no `fusion`: `weighted` (alpha × vector + (1 − alpha) × BM25, min-max normalized) or `rrf` (reciprocal rank fusion).',
+  ),
+  searchHybridAlpha: number(
+    'RAGWAY_SEARCH_HYBRID_ALPHA',
+    0.1,
+    'Vector weight of weighted hybrid fusion when a request gives no `alpha` (0.1 was best on BEIR SciFact train with the embedded model).',
+    0,
+    1,
+  ),
+  searchRrfK: integer('RAGWAY_SEARCH_RRF_K', 60, 'Reciprocal rank fusion constant k for hybrid search when a request gives no `rrf_k`.', 0, 100_000),
+  searchHybridCandidates: integer(
+    'RAGWAY_SEARCH_HYBRID_CANDIDATES',
+    100,
+    'Candidates each list contributes to hybrid fusion and MMR (at least the `k` asked for).',
+    1,
+    10_000,
+  ),
   maxBodyBytes: integer('RAGWAY_MAX_BODY_BYTES', 10 * 1024 * 1024, 'Largest request body of `/v1/documents` and `/v1/embeddings`; bigger ones get 413.', 1_024, 1 << 30),
   maxQueryBodyBytes: integer(
     'RAGWAY_MAX_QUERY_BODY_BYTES',

@@ -6,8 +6,9 @@
 // served only while the gateway's view of those epochs is unchanged. Writes through this
 // gateway update that view at once; writes made elsewhere are seen at the next epoch poll.
 import { compileFilter } from '../shards/filter.js';
-import { DEFAULT_NAMESPACE } from '../shards/protocol.js';
+import { DEFAULT_NAMESPACE, type Bm25Params } from '../shards/protocol.js';
 import type { EmbeddingBatcher } from '../embedder/batcher.js';
+import { searchByMode, type ModeOptions, type RetrievalMode } from '../retriever/hybrid-search.js';
 import { coverageError, type Scatter } from '../retriever/scatter.js';
 import { SingleFlight } from './cache/single-flight.js';
 import { cacheKey, normalizeQuery, vectorKey } from './cache/keys.js';
@@ -36,6 +37,13 @@ export interface SearchInput {
   deadlineMs?: number | undefined;
   /** 503 rather than an answer that lacks a shard. */
   requireComplete?: boolean | undefined;
+  /** vector (default), lexical (BM25) or hybrid (both, fused); lexical and hybrid need `query`. */
+  mode?: RetrievalMode | undefined;
+  rrfK?: number | undefined;
+  alpha?: number | undefined;
+  mmrLambda?: number | undefined;
+  candidates?: number | undefined;
+  bm25?: Bm25Params | undefined;
 }
 
 export interface SearchOutput {
@@ -83,6 +91,12 @@ export class SearchPipeline {
       filter: input.filter,
       text: input.includeText,
       metadata: input.includeMetadata,
+      mode: input.mode ?? 'vector',
+      rrf_k: input.rrfK,
+      alpha: input.alpha,
+      mmr: input.mmrLambda,
+      candidates: input.candidates,
+      bm25: input.bm25,
     });
   }
 
@@ -163,8 +177,14 @@ export class SearchPipeline {
   async #compute(input: SearchInput, signal: AbortSignal | undefined, deadline: number | undefined): Promise<Computed> {
     const started = performance.now();
     const namespace = input.namespace ?? DEFAULT_NAMESPACE;
+    const mode = input.mode ?? 'vector';
+    if (mode !== 'vector' && input.query === undefined) {
+      throw createError('RAGWAY_ERR_INVALID_REQUEST', `mode "${mode}" searches text: give a query, not a vector`, { param: 'mode' });
+    }
     const vector =
-      input.vector !== undefined
+      mode === 'lexical'
+        ? undefined
+        : input.vector !== undefined
         ? input.vector instanceof Float32Array
           ? input.vector
           : Float32Array.from(input.vector)
@@ -172,20 +192,21 @@ export class SearchPipeline {
     const embedded = performance.now();
     throwIfAborted(signal);
     // Without an ef, each shard uses its own --ef (raised to k there).
-    const result = await this.#shards.search(
-      vector,
-      {
-        k: input.k,
-        namespace,
-        ...(input.filter !== undefined ? { filter: input.filter } : {}),
-        ...(input.ef !== undefined ? { ef: input.ef } : {}),
-        ...(deadline !== undefined ? { deadline } : {}),
-        ...(input.requireComplete === true ? { requireComplete: true } : {}),
-        includeText: input.includeText,
-        includeMetadata: input.includeMetadata,
-      },
-      signal,
-    );
+    const options = {
+      k: input.k,
+      namespace,
+      ...(input.filter !== undefined ? { filter: input.filter } : {}),
+      ...(input.ef !== undefined ? { ef: input.ef } : {}),
+      ...(deadline !== undefined ? { deadline } : {}),
+      ...(input.requireComplete === true ? { requireComplete: true } : {}),
+      includeText: input.includeText,
+      includeMetadata: input.includeMetadata,
+    };
+    const modeOptions: ModeOptions = { mode, rrfK: input.rrfK, alpha: input.alpha, mmrLambda: input.mmrLambda, candidates: input.candidates, bm25: input.bm25 };
+    const result =
+      mode === 'vector' && input.mmrLambda === undefined
+        ? await this.#shards.search(vector, options, signal)
+        : await searchByMode(this.#shards, { vector, text: input.query }, options, modeOptions, signal);
     if (!result.namespaceFound && namespace !== DEFAULT_NAMESPACE) {
       throw createError('RAGWAY_ERR_NAMESPACE_NOT_FOUND', `namespace "${namespace}" has no documents on any shard`, {
         param: 'namespace',
@@ -193,7 +214,7 @@ export class SearchPipeline {
     }
     // A query made only of words the model does not know embeds to zeros: it is similar to
     // nothing (every score would be 0), so it matches nothing rather than returning noise.
-    const results = vector.every((value) => value === 0) ? [] : result.hits;
+    const results = mode === 'vector' && vector !== undefined && vector.every((value) => value === 0) ? [] : result.hits;
     return {
       results,
       coverage: result.coverage,

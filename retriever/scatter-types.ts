@@ -1,6 +1,6 @@
 // What the scatter takes and returns: queries and their options, merged results with their
 // coverage, write summaries with replica acknowledgements, and the cluster view of a shard.
-import type { Chunk, ShardHit } from '../shards/protocol.js';
+import type { Bm25Params, Chunk, LexicalStats, ShardHit } from '../shards/protocol.js';
 import type { Coverage } from './coverage.js';
 import type { ReplicaAck, ReplicaSetObserver, ReplicaView } from './replica-types.js';
 import type { VersionClock } from './version-clock.js';
@@ -23,8 +23,19 @@ export interface ScatterObserver extends ReplicaSetObserver {
   onShardLatency?(shardIndex: number, seconds: number, ok: boolean): void;
 }
 
+/** A lexical (BM25) query: text, and the global statistics to score with (retriever/lexical-search.ts). */
+export interface LexicalQuery {
+  text: string;
+  stats?: LexicalStats;
+  /** The statistics phase: shards return term_stats only. */
+  statsOnly?: boolean;
+  bm25?: Bm25Params;
+}
+
 export interface ScatterQuery {
-  vector: Float32Array;
+  /** Required unless `lexical` is given. */
+  vector?: Float32Array | undefined;
+  lexical?: LexicalQuery;
   k: number;
   namespace: string;
   filter?: Record<string, unknown>;
@@ -34,6 +45,8 @@ export interface ScatterQuery {
 export interface IncludeOptions {
   includeText?: boolean;
   includeMetadata?: boolean;
+  /** Hits carry their stored vectors (for MMR). */
+  includeVectors?: boolean;
 }
 
 export interface DeadlineOptions {
@@ -53,6 +66,7 @@ export interface SearchOptions extends IncludeOptions, DeadlineOptions, Complete
   namespace: string;
   filter?: Record<string, unknown>;
   ef?: number;
+  lexical?: LexicalQuery;
 }
 
 export interface QueryHits {
@@ -60,6 +74,8 @@ export interface QueryHits {
   hits: ShardHit[];
   /** True when at least one shard holds something in the query's namespace. */
   namespaceFound: boolean;
+  /** Lexical queries: the statistics summed over the shards that answered. */
+  termStats?: LexicalStats;
 }
 
 export interface ScatterBatchResult {

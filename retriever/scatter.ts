@@ -27,12 +27,14 @@ import {
   type DocumentResponse,
   type SearchRequest,
   type ShardHit,
+  type LexicalStats,
   type ShardQuery,
   type StatsResponse,
 } from '../shards/protocol.js';
 import { checkShard } from './check-shard.js';
 import { clusterView } from './cluster-view.js';
 import { coverageOf } from './coverage.js';
+import { addLexicalStats } from './lexical-stats.js';
 import { mergeTopK } from './merge.js';
 import { ReplicaSet, type ReplicaAck } from './replica-set.js';
 import { shardForDocument } from './routing.js';
@@ -94,9 +96,10 @@ export class Scatter {
   }
 
   /** One query: the convenience over searchBatch. */
-  async search(vector: Float32Array, options: SearchOptions, signal?: AbortSignal): Promise<ScatterSearchResult> {
-    const { k, namespace, filter, ef, ...batchOptions } = options;
+  async search(vector: Float32Array | undefined, options: SearchOptions, signal?: AbortSignal): Promise<ScatterSearchResult> {
+    const { k, namespace, filter, ef, lexical, ...batchOptions } = options;
     const query: ScatterQuery = { vector, k, namespace };
+    if (lexical !== undefined) query.lexical = lexical;
     if (filter !== undefined) query.filter = filter;
     if (ef !== undefined) query.ef = ef;
     const batch = await this.searchBatch([query], batchOptions, signal);
@@ -122,6 +125,7 @@ export class Scatter {
     const request: SearchRequest = { queries: queries.map(toShardQuery) };
     if (options.includeText !== undefined) request.include_text = options.includeText;
     if (options.includeMetadata !== undefined) request.include_metadata = options.includeMetadata;
+    if (options.includeVectors === true) request.include_vectors = true;
 
     const total = this.clients.length;
     const { values, tookMs, missing } = await gather(
@@ -146,13 +150,17 @@ export class Scatter {
     const results = queries.map((query, q): QueryHits => {
       const lists: ShardHit[][] = [];
       let namespaceFound = false;
+      let termStats: LexicalStats | undefined;
       for (const response of values) {
         const result = response?.results[q];
         if (result === undefined) continue;
         lists.push(result.hits);
         namespaceFound ||= result.namespace_found;
+        if (result.term_stats !== undefined) termStats = addLexicalStats(termStats, result.term_stats);
       }
-      return { hits: mergeTopK(lists, query.k), namespaceFound };
+      const merged: QueryHits = { hits: mergeTopK(lists, query.k), namespaceFound };
+      if (termStats !== undefined) merged.termStats = termStats;
+      return merged;
     });
     return {
       results,
@@ -325,7 +333,16 @@ export class Scatter {
 }
 
 function toShardQuery(query: ScatterQuery): ShardQuery {
-  const wire: ShardQuery = { vector: encodeVector(query.vector), k: query.k, namespace: query.namespace };
+  const wire: ShardQuery = { k: query.k, namespace: query.namespace };
+  if (query.vector !== undefined) wire.vector = encodeVector(query.vector);
+  const { lexical } = query;
+  if (lexical !== undefined) {
+    wire.mode = 'lexical';
+    wire.text = lexical.text;
+    if (lexical.stats !== undefined) wire.lexical_stats = lexical.stats;
+    if (lexical.statsOnly === true) wire.stats_only = true;
+    if (lexical.bm25 !== undefined) wire.bm25 = lexical.bm25;
+  }
   if (query.filter !== undefined) wire.filter = query.filter;
   if (query.ef !== undefined) wire.ef = query.ef;
   return wire;

@@ -62,14 +62,15 @@ export class SearchCoalescer {
     this.#tenantScope = options.tenantScope;
   }
 
-  search(vector: Float32Array, options: SearchOptions, signal?: AbortSignal): Promise<ScatterSearchResult> {
+  search(vector: Float32Array | undefined, options: SearchOptions, signal?: AbortSignal): Promise<ScatterSearchResult> {
     throwIfAborted(signal);
-    const { k, namespace, filter, ef, deadline, requireComplete, ...include } = options;
+    const { k, namespace, filter, ef, lexical, deadline, requireComplete, ...include } = options;
     const query: ScatterQuery = { vector, k, namespace };
+    if (lexical !== undefined) query.lexical = lexical;
     if (filter !== undefined) query.filter = filter;
     if (ef !== undefined) query.ef = ef;
     const scope = this.#tenantScope?.current();
-    const key = `${include.includeText !== false}:${include.includeMetadata !== false}:${scope ?? ''}`;
+    const key = `${include.includeText !== false}:${include.includeMetadata !== false}:${include.includeVectors === true}:${scope ?? ''}`;
 
     return new Promise<ScatterSearchResult>((resolve, reject) => {
       const onAbort = (): void => {

@@ -23,7 +23,6 @@
 // delayed by longer than that could resurrect a document — the usual bound of LWW stores.
 import { join } from 'node:path';
 import { abortError, createError } from '../core/errors.js';
-import { compileFilter } from './filter.js';
 import {
   PROTOCOL_VERSION,
   type ChangesResponse,
@@ -34,8 +33,6 @@ import {
   type QueryResult,
   type SearchRequest,
   type SearchResponse,
-  type ShardHit,
-  type ShardQuery,
   type ReplicaSyncState,
   type Space,
   type StatsResponse,
@@ -48,18 +45,14 @@ import { exportLines, toChange } from './store/change-feed.js';
 import { DEFAULTS, resolveWalSettings, validateOptions, type IndexStoreOptions, type WalSettings } from './store/options.js';
 import { ShardData } from './store/shard-data.js';
 import { SnapshotSchedule } from './store/snapshot-schedule.js';
-import type { Scored } from './store/top-k.js';
 import { VectorIndex } from './store/vector-index.js';
-import { searchVectors, type VectorQuery } from './store/vector-search.js';
+import { prepareQuery, searchLexical, toHit } from './store/queries.js';
+import { searchVectors } from './store/vector-search.js';
 import { WriteAheadLog, type WalOp, type WalRecord, type WalStats } from './wal.js';
 
 export type { IndexStoreOptions, WalSettings } from './store/options.js';
 
 const WAL_DIR = 'wal';
-
-interface PreparedQuery extends VectorQuery {
-  namespace: string;
-}
 
 export class IndexStore implements ShardStore {
   readonly dim: number;
@@ -188,9 +181,8 @@ export class IndexStore implements ShardStore {
     const { deadline, signal } = options;
     checkBudget(deadline, signal);
     // Validate the whole batch first so a bad query 7 does not waste queries 0-6's work.
-    const queries = request.queries.map((query, i) => this.prepareQuery(query, i));
-    const includeText = request.include_text !== false;
-    const includeMetadata = request.include_metadata !== false;
+    const queries = request.queries.map((query, i) => prepareQuery(this.data, query, i));
+    const include = { text: request.include_text !== false, metadata: request.include_metadata !== false, vectors: request.include_vectors === true };
     this.searchRequests += 1;
     this.searchQueries += queries.length;
     const { catalog, vectors } = this.data;
@@ -199,9 +191,10 @@ export class IndexStore implements ShardStore {
       // A batch can be long: stop as soon as nobody can use the answer any more.
       checkBudget(deadline, signal);
       const namespace = catalog.namespaces.get(query.namespace);
+      if (query.mode === 'lexical') return searchLexical(this.data, query, namespace !== undefined, include);
       if (namespace === undefined) return { hits: [], namespace_found: false };
       const scored = searchVectors(catalog, vectors, namespace, query, settings);
-      return { hits: scored.map((s) => this.toHit(s, includeText, includeMetadata)), namespace_found: true };
+      return { hits: scored.map((s) => toHit(this.data, s, include)), namespace_found: true };
     });
     return { results, epoch: this.data.epoch, took_ms: performance.now() - started };
   }
@@ -425,27 +418,6 @@ export class IndexStore implements ShardStore {
   private assertWritable(): void {
     const reason = this.unavailableReason;
     if (reason !== undefined) throw createError('RAGWAY_ERR_NOT_READY', reason);
-  }
-
-  // ---------------------------------------------------------------- search helpers
-
-  private prepareQuery(query: ShardQuery, i: number): PreparedQuery {
-    return {
-      vector: this.data.vectors.decodeChecked(query.vector, `queries[${i}].vector`),
-      k: query.k,
-      namespace: query.namespace,
-      ef: query.ef,
-      predicate: query.filter === undefined ? undefined : compileFilter(query.filter, `queries[${i}].filter`),
-    };
-  }
-
-  private toHit(scored: Scored, includeText: boolean, includeMetadata: boolean): ShardHit {
-    const record = this.data.catalog.record(scored.label);
-    if (record === undefined) throw new Error(`label ${scored.label} has no chunk record`);
-    const hit: ShardHit = { id: record.id, document_id: record.documentId, score: scored.score };
-    if (includeText) hit.text = record.text;
-    if (includeMetadata) hit.metadata = record.metadata;
-    return hit;
   }
 }
 

@@ -41,9 +41,47 @@ export const Metadata = Type.Record(Type.String(), Type.Unknown());
 /** Structure is checked by `compileFilter` (shards/filter.ts), which names the bad operator. */
 export const Filter = Type.Record(Type.String(), Type.Unknown());
 
+/**
+ * BM25 corpus statistics of one namespace for a query's terms: a shard's own (QueryResult
+ * `term_stats`), or their sum over every shard (ShardQuery `lexical_stats`), which makes
+ * scores from different shards comparable (shards/lexical/bm25-index.ts).
+ */
+export const LexicalStats = Type.Object(
+  {
+    doc_count: Type.Integer({ minimum: 0 }),
+    total_length: Type.Integer({ minimum: 0 }),
+    /** Analyzed term → number of chunks containing it. */
+    df: Type.Record(Type.String(), Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+export type LexicalStats = Static<typeof LexicalStats>;
+
+export const Bm25Params = Type.Object(
+  {
+    k1: Type.Number({ minimum: 0, maximum: 10 }),
+    b: Type.Number({ minimum: 0, maximum: 1 }),
+  },
+  { additionalProperties: false },
+);
+export type Bm25Params = Static<typeof Bm25Params>;
+
+export const SearchMode = Type.Union([Type.Literal('vector'), Type.Literal('lexical')]);
+export type SearchMode = Static<typeof SearchMode>;
+
 export const ShardQuery = Type.Object(
   {
-    vector: Base64Vector,
+    /** "vector" (default): nearest `vector`s; "lexical": BM25 over chunk text for `text`. */
+    mode: Type.Optional(SearchMode),
+    /** Required in vector mode. */
+    vector: Type.Optional(Base64Vector),
+    /** Required in lexical mode: the query text, analyzed by the shard. */
+    text: Type.Optional(Type.String({ maxLength: 65_536 })),
+    /** Lexical: global statistics to score with; absent = this shard's own (single-shard use). */
+    lexical_stats: Type.Optional(LexicalStats),
+    /** Lexical: only return this shard's term_stats, no hits (the statistics phase). */
+    stats_only: Type.Optional(Type.Boolean()),
+    bm25: Type.Optional(Bm25Params),
     k: Type.Integer({ minimum: 1, maximum: 10_000 }),
     namespace: Namespace,
     filter: Type.Optional(Filter),
@@ -58,6 +96,8 @@ export const SearchRequest = Type.Object(
     queries: Type.Array(ShardQuery, { minItems: 1, maxItems: 1024 }),
     include_text: Type.Optional(Type.Boolean()),
     include_metadata: Type.Optional(Type.Boolean()),
+    /** Return each hit's stored vector (for diversity re-ranking at the gateway). */
+    include_vectors: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
@@ -69,6 +109,8 @@ export const ShardHit = Type.Object({
   score: Type.Number(),
   text: Type.Optional(Type.String()),
   metadata: Type.Optional(Metadata),
+  /** With include_vectors: the stored vector (normalized for cosine shards). */
+  vector: Type.Optional(Base64Vector),
 });
 export type ShardHit = Static<typeof ShardHit>;
 
@@ -76,6 +118,8 @@ export const QueryResult = Type.Object({
   hits: Type.Array(ShardHit),
   /** False when this shard holds nothing in the namespace (the gateway turns all-false into a 404). */
   namespace_found: Type.Boolean(),
+  /** Lexical queries: this shard's statistics for the query's terms. */
+  term_stats: Type.Optional(LexicalStats),
 });
 export type QueryResult = Static<typeof QueryResult>;
 

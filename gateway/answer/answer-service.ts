@@ -17,6 +17,7 @@ import { SharedGenerations } from '../generation/shared-generation.js';
 import type { ChatMessage, FinishReason, GenerationEvent, GenerationRequest, Generator, Source, Usage } from '../providers/provider.js';
 import type { GeneratorRegistry } from '../providers/registry.js';
 import type { Coverage } from '../schemas.js';
+import type { RetrievalInput } from '../schemas.js';
 import type { SearchPipeline } from '../search-pipeline.js';
 import { roundMs } from '../timing.js';
 import type { AnswerCache, AnswerEvent, AnswerTimings, Citation, SourcesEvent } from './events.js';
@@ -29,6 +30,8 @@ export interface RagOptions {
   /** Budget of the retrieval, ms. */
   deadlineMs?: number | undefined;
   requireComplete?: boolean | undefined;
+  /** Search mode and fusion settings (gateway/schemas.ts RetrievalFields); vector search when absent. */
+  retrieval?: RetrievalInput | undefined;
 }
 
 export interface AnswerInput {
@@ -94,7 +97,9 @@ export class AnswerService {
       history: input.history,
       model: generator.id,
       embedding: this.#search.modelId,
-      rag: input.rag.enabled ? { k: input.rag.k, namespace: input.rag.namespace ?? DEFAULT_NAMESPACE, filter: input.rag.filter } : false,
+      rag: input.rag.enabled
+        ? { k: input.rag.k, namespace: input.rag.namespace ?? DEFAULT_NAMESPACE, filter: input.rag.filter, retrieval: input.rag.retrieval }
+        : false,
       maxTokens: input.maxTokens,
       temperature: input.temperature,
       topP: input.topP,
@@ -223,6 +228,7 @@ export class AnswerService {
           cache: input.cache,
           deadlineMs: input.rag.deadlineMs,
           requireComplete: input.rag.requireComplete,
+          ...input.rag.retrieval,
         },
         signal,
       );

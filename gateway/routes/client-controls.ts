@@ -5,6 +5,7 @@
 // - deadline: `deadline_ms` or `x-ragway-deadline-ms`, the time budget of the retrieval;
 // - retrieval: k, namespace, filter, deadline and completeness, mapped the same way for both
 //   answer routes (top-level fields of /v1/query, the `rag` object of chat completions).
+import { retrievalInput, type RetrievalBody, type RetrievalDefaults } from '../schemas.js';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
 import type { RagOptions } from '../answer/answer-service.js';
@@ -60,7 +61,7 @@ export function deadlineMs(body: number | undefined, headers: CacheControlHeader
   return body ?? (header === undefined ? fallback : Number(header));
 }
 
-export interface RagFields {
+export interface RagFields extends RetrievalBody {
   enabled?: boolean | undefined;
   k?: number | undefined;
   namespace?: string | undefined;
@@ -70,7 +71,11 @@ export interface RagFields {
 }
 
 /** A request's retrieval options; k and the deadline fall back to the configured defaults. */
-export function ragOptions(fields: RagFields, headers: CacheControlHeaders, defaults: { k: number; deadlineMs: number }): RagOptions {
+export function ragOptions(
+  fields: RagFields,
+  headers: CacheControlHeaders,
+  defaults: { k: number; deadlineMs: number } & RetrievalDefaults,
+): RagOptions {
   return {
     enabled: fields.enabled ?? true,
     k: fields.k ?? defaults.k,
@@ -78,5 +83,6 @@ export function ragOptions(fields: RagFields, headers: CacheControlHeaders, defa
     filter: fields.filter,
     deadlineMs: deadlineMs(fields.deadline_ms, headers, defaults.deadlineMs),
     requireComplete: fields.require_complete,
+    retrieval: retrievalInput(fields, defaults),
   };
 }

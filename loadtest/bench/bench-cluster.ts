@@ -64,6 +64,8 @@ export async function startBenchCluster(options: {
   replicas?: number;
   /** Shard environment (e.g. RAGWAY_FAULTS=1). */
   shardEnv?: Record<string, string>;
+  /** Ingest the sample corpus before returning (default true). */
+  sampleCorpus?: boolean;
 }): Promise<BenchCluster> {
   const replicaCount = options.replicas ?? 1;
   const ports = await Promise.all(Array.from({ length: options.shards * replicaCount }, () => freePort()));
@@ -119,6 +121,7 @@ export async function startBenchCluster(options: {
       return { status: response.statusCode, cache: typeof cache === 'string' ? cache : undefined, body: JSON.parse(text) as unknown };
     };
     let chunks = 0;
+    if (options.sampleCorpus === false) return { url, replicaUrls, chunks, post, stop };
     const source = await openSampleCorpus(join(packageRoot(), 'node_modules'));
     for await (const batch of batchDocuments(source.documents(), { maxDocuments: 32, maxBytes: 2 * 1024 * 1024 })) {
       chunks += ((await post('/v1/documents', { documents: batch })).body as { chunks_total: number }).chunks_total;

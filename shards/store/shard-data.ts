@@ -6,6 +6,7 @@ import { createError } from '../../core/errors.js';
 import type { Metadata } from '../filter.js';
 import type { ExportDocument, UpsertRequest } from '../protocol.js';
 import type { ChunkLine, FloorLine } from '../snapshot.js';
+import { Bm25Index } from '../lexical/bm25-index.js';
 import { Catalog, type ChunkRecord } from './catalog.js';
 import type { VectorIndex } from './vector-index.js';
 import { VersionFloors } from './versions.js';
@@ -35,6 +36,8 @@ export interface DeleteOutcome {
 export class ShardData {
   readonly catalog = new Catalog();
   readonly versions = new VersionFloors();
+  /** BM25 postings of chunk text, changed exactly where the catalog is (so every write path keeps it). */
+  readonly lexical = new Bm25Index();
   /** The counter bumped by every write that changed a chunk; part of the gateway's cache keys. */
   epoch = 0;
 
@@ -165,6 +168,7 @@ export class ShardData {
     const existing = this.catalog.chunk(chunk.namespace, chunk.id);
     if (existing !== undefined) {
       this.vectors.write(existing.label, chunk.vector);
+      if (existing.text !== chunk.text) this.lexical.add(existing.label, chunk.namespace, chunk.text);
       existing.text = chunk.text;
       existing.metadata = chunk.metadata;
       existing.version = version;
@@ -178,10 +182,12 @@ export class ShardData {
 
   private attach(label: number, chunk: Omit<PreparedChunk, 'vector'>, version: number): void {
     this.catalog.attach(label, chunk, version);
+    this.lexical.add(label, chunk.namespace, chunk.text);
   }
 
   private removeChunk(record: ChunkRecord): void {
     this.vectors.release(record.label);
+    this.lexical.remove(record.label);
     this.catalog.remove(record);
   }
 

@@ -11,6 +11,7 @@ import { OpenAiChunkEncoder } from '../../answer/encoders.js';
 import type { ChatMessage } from '../../providers/provider.js';
 import { BoundedFilter, Nullable } from '../../schemas.js';
 import { replyWithAnswer } from '../answer-reply.js';
+import { RetrievalFields } from '../../schemas.js';
 import { proxyChat } from '../chat-proxy.js';
 import { CacheControlBody, CacheControlHeaders, DeadlineMs, cacheControl, ragOptions } from '../client-controls.js';
 
@@ -34,6 +35,7 @@ function ragSchema(options: { maxK: number; maxFilterBytes: number }) {
     filter: Type.Optional(BoundedFilter(options.maxFilterBytes)),
     require_complete: Type.Optional(Type.Boolean()),
     deadline_ms: Type.Optional(DeadlineMs),
+    ...RetrievalFields,
   };
 }
 
@@ -161,7 +163,7 @@ export default async function chatCompletionRoutes(app: FastifyInstance): Promis
           question,
           history,
           model: body.model,
-          rag: ragOptions(body.rag ?? {}, request.headers, { k: app.config.answerK, deadlineMs: app.config.deadlineMs }),
+          rag: ragOptions(body.rag ?? {}, request.headers, { ...app.config, k: app.config.answerK, deadlineMs: app.config.deadlineMs }),
           maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
           temperature: body.temperature ?? undefined,
           topP: body.top_p ?? undefined,

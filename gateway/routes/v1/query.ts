@@ -8,6 +8,7 @@ import { requestSignal } from '../../../core/request-signal.js';
 import { NativeAnswerEncoder } from '../../answer/encoders.js';
 import { BoundedFilter, Coverage } from '../../schemas.js';
 import { replyWithAnswer } from '../answer-reply.js';
+import { RetrievalFields } from '../../schemas.js';
 import { CacheControlBody, CacheControlHeaders, DeadlineMs, cacheControl, ragOptions } from '../client-controls.js';
 
 export function queryBodySchema(options: { maxK: number; maxFilterBytes: number }) {
@@ -24,6 +25,7 @@ export function queryBodySchema(options: { maxK: number; maxFilterBytes: number 
       cache: Type.Optional(CacheControlBody),
       deadline_ms: Type.Optional(DeadlineMs),
       require_complete: Type.Optional(Type.Boolean()),
+      ...RetrievalFields,
     },
     { additionalProperties: false },
   );
@@ -78,7 +80,7 @@ export default async function queryRoutes(app: FastifyInstance): Promise<void> {
           question: body.query,
           history: [],
           model: body.model,
-          rag: ragOptions(body, request.headers, { k: app.config.answerK, deadlineMs: app.config.deadlineMs }),
+          rag: ragOptions(body, request.headers, { ...app.config, k: app.config.answerK, deadlineMs: app.config.deadlineMs }),
           maxTokens: body.max_tokens,
           temperature: body.temperature,
           cache: cacheControl(body.cache, request.headers, app.config.cacheMaxTtlMs),

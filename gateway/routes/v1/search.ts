@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { Namespace } from '../../../shards/protocol.js';
 import { CacheControlBody, CacheControlHeaders, DeadlineMs, cacheControl, deadlineMs, setCacheStatus } from '../client-controls.js';
 import { requestSignal } from '../../../core/request-signal.js';
-import { BoundedFilter, Coverage, SearchHit, SearchTimings } from '../../schemas.js';
+import { BoundedFilter, Coverage, RetrievalFields, SearchHit, SearchTimings, retrievalInput } from '../../schemas.js';
 import type { SearchHit as SearchHitType } from '../../schemas.js';
 
 // Largest finite float32; JSON numbers beyond it (1e999 parses as Infinity) are refused.
@@ -32,6 +32,7 @@ export function searchBodySchema(options: { maxK: number; dimensions: number; ma
       cache: Type.Optional(CacheControlBody),
       deadline_ms: Type.Optional(DeadlineMs),
       require_complete: Type.Optional(Type.Boolean()),
+      ...RetrievalFields,
     },
     {
       additionalProperties: false,
@@ -77,6 +78,7 @@ export default async function searchRoutes(app: FastifyInstance): Promise<void> 
           cache: cacheControl(request.body.cache, request.headers, app.config.cacheMaxTtlMs),
           deadlineMs: deadlineMs(request.body.deadline_ms, request.headers, app.config.deadlineMs),
           requireComplete: request.body.require_complete,
+          ...retrievalInput(request.body, app.config),
         },
         requestSignal(request, reply),
       );
