@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { Filter, Namespace } from '../../../shards/protocol.js';
 import { CacheControlBody, CacheControlHeaders, DeadlineMs, cacheControl, deadlineMs, setCacheStatus } from '../../request-control.js';
 import { requestSignal } from '../../../core/request-signal.js';
-import { Coverage, SearchHit, SearchTimings } from '../../schemas.js';
+import { Coverage, RerankBody, RerankInfo, SearchHit, SearchTimings } from '../../schemas.js';
 import type { SearchHit as SearchHitType } from '../../schemas.js';
 
 // Largest finite float32; JSON numbers beyond it (1e999 parses as Infinity) are refused.
@@ -32,6 +32,8 @@ export function searchBodySchema(options: { maxK: number; dimensions: number }) 
       cache: Type.Optional(CacheControlBody),
       deadline_ms: Type.Optional(DeadlineMs),
       require_complete: Type.Optional(Type.Boolean()),
+      /** Rerank the first top_n candidates (default RAGWAY_RERANK_TOP_N) and return the best k. */
+      rerank: Type.Optional(RerankBody),
     },
     {
       additionalProperties: false,
@@ -51,6 +53,7 @@ export const SearchResponseSchema = Type.Object({
   results: Type.Array(SearchHit),
   coverage: Coverage,
   timings: SearchTimings,
+  rerank: Type.Optional(RerankInfo),
 });
 
 export default async function searchRoutes(app: FastifyInstance): Promise<void> {
@@ -77,6 +80,7 @@ export default async function searchRoutes(app: FastifyInstance): Promise<void> 
           cache: cacheControl(request.body.cache, request.headers),
           deadlineMs: deadlineMs(request.body.deadline_ms, request.headers, app.config.deadlineMs),
           requireComplete: request.body.require_complete,
+          rerank: request.body.rerank,
         },
         requestSignal(request, reply),
       );
@@ -87,7 +91,7 @@ export default async function searchRoutes(app: FastifyInstance): Promise<void> 
         serializedResults.set(result.results, results);
       }
       reply.type('application/json; charset=utf-8');
-      return `{"object":"search.result","model":${JSON.stringify(result.model)},"results":${results},"coverage":${JSON.stringify(result.coverage)},"timings":${JSON.stringify(result.timings)}}`;
+      return `{"object":"search.result","model":${JSON.stringify(result.model)},"results":${results},"coverage":${JSON.stringify(result.coverage)},"timings":${JSON.stringify(result.timings)}${result.rerank === undefined ? '' : `,"rerank":${JSON.stringify(result.rerank)}`}}`;
     },
   );
 }
