@@ -3,9 +3,9 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { OnnxEmbeddingBackend } from '../embedder/backends/onnx.js';
 import { ensureGloveSifModel } from '../embedder/model/build-model.js';
 import { loadConfig, resolveModelDir } from '../gateway/config.js';
+import { loadEmbeddingBackend } from '../gateway/embedding-backend.js';
 import { packageRoot } from '../core/package-paths.js';
 import { DEFAULT_NAMESPACE } from '../shards/protocol.js';
 import { closeGracefully, onShutdownSignal, startGateway } from '../gateway/server.js';
@@ -48,12 +48,8 @@ export async function runStart(argv: string[]): Promise<void> {
   const dataDir = resolve(config.dataDir);
   await mkdir(dataDir, { recursive: true });
 
-  if (config.embedModel === '') await ensureGloveSifModel({ outDir: resolveModelDir(config), log });
-  const backend = await OnnxEmbeddingBackend.load({
-        model: resolveModelDir(config),
-        intraOpNumThreads: config.embedThreads,
-        allowRemoteModels: config.embedAllowDownload,
-      });
+  if (config.embedModel === '' && config.embedUrl === '') await ensureGloveSifModel({ outDir: resolveModelDir(config), log });
+  const backend = await loadEmbeddingBackend(config);
 
   // Ports are chosen up front so each replica can be told where its peers are (it catches
   // up from them after missing writes) and a restarted replica keeps its URL.

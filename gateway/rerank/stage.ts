@@ -11,7 +11,7 @@ import { abortError, createError } from '../../core/errors.js';
 import { cacheKey } from '../cache/keys.js';
 import type { CacheLayer } from '../cache/lru-layer.js';
 import { SingleFlight } from '../cache/single-flight.js';
-import type { CacheControl, CacheStatus } from '../caches.js';
+import type { CacheControl, CacheStatus } from '../cache/cache-set.js';
 import type { RerankBackend, RerankScore } from './backend.js';
 
 /** What a request asks for: `rerank: {top_n, model}`. */

@@ -93,6 +93,32 @@ describe('rerank on /v1/search', () => {
     }
   });
 
+  it('reranks the sources of /v1/query and of chat `rag`', async () => {
+    const expected = DOCS.map((doc) => ({ id: doc.id, score: overlapScore(QUERY, doc.text) }))
+      .sort((a, b) => b.score - a.score)
+      .slice(0, 3)
+      .map((doc) => doc.id);
+    const query = await app.inject({ method: 'POST', url: '/v1/query', payload: { query: QUERY, k: 3, rerank: { top_n: 5 } } });
+    assert.equal(query.statusCode, 200, query.body);
+    const answer = query.json();
+    assert.deepEqual(answer.sources.map((source: { document_id: string }) => source.document_id), expected);
+    assert.equal(answer.rerank.applied, true);
+    assert.equal(typeof answer.timings.rerank_ms, 'number');
+
+    const chat = await app.inject({
+      method: 'POST',
+      url: '/v1/chat/completions',
+      payload: { model: 'ragway-extractive', messages: [{ role: 'user', content: QUERY }], rag: { k: 3, rerank: { top_n: 5 } } },
+    });
+    assert.equal(chat.statusCode, 200, chat.body);
+    const rag = chat.json().rag;
+    assert.deepEqual(rag.sources.map((source: { document_id: string }) => source.document_id), expected);
+    assert.equal(rag.rerank.applied, true);
+
+    const refused = await plain.inject({ method: 'POST', url: '/v1/query', payload: { query: QUERY, rerank: {} } });
+    assert.equal(refused.statusCode, 400, refused.body);
+  });
+
   it('fails open when the reranker is slower than RAGWAY_RERANK_TIMEOUT_MS', async () => {
     reranker.setScript({ delayMs: 1_000 });
     try {
@@ -106,6 +132,21 @@ describe('rerank on /v1/search', () => {
       assert.equal(typeof body.timings.rerank_ms, 'number');
     } finally {
       reranker.setScript({ delayMs: 0 });
+    }
+  });
+
+  it('answers when reranking fails open, labelled, and does not cache that answer', async () => {
+    reranker.setScript({ status: 503 });
+    try {
+      const payload = { query: 'how do I cook pasta', k: 2, rerank: {} };
+      const first = await app.inject({ method: 'POST', url: '/v1/query', payload });
+      assert.equal(first.statusCode, 200, first.body);
+      assert.equal(first.json().rerank.applied, false);
+      assert.match(first.json().rerank.reason, /HTTP 503/);
+      const second = await app.inject({ method: 'POST', url: '/v1/query', payload });
+      assert.notEqual(second.headers['x-ragway-cache'], 'hit', 'an unreranked answer is not served for a reranked request');
+    } finally {
+      reranker.setScript({ status: undefined });
     }
   });
 

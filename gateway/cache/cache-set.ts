@@ -1,10 +1,11 @@
 // The gateway's cache layers and what keeps them honest: the shards' write epochs. Built
 // once per app (no globals). A layer sized 0 bytes is off.
-import { CacheLayer, type CacheLayerObserver } from './cache/lru-layer.js';
-import { EpochTracker } from './cache/epoch-tracker.js';
-import type { SearchHit, Coverage } from './schemas.js';
-import type { GenerationEvent, Source } from './providers/provider.js';
-import type { RerankScore } from './rerank/backend.js';
+import { CacheLayer, type CacheLayerObserver } from './lru-layer.js';
+import { EpochTracker } from './epoch-tracker.js';
+import type { SearchHit, Coverage } from '../schemas.js';
+import type { GenerationEvent, Source } from '../providers/provider.js';
+import type { RerankScore } from '../rerank/backend.js';
+import type { RerankInfo } from '../rerank/stage.js';
 
 export type CacheMode = 'default' | 'bypass' | 'refresh';
 /** What the response header `x-ragway-cache` says. */
@@ -25,6 +26,7 @@ export interface CachedAnswer {
   sources: Source[];
   droppedSources: number;
   coverage: Coverage | undefined;
+  rerank?: RerankInfo;
 }
 
 export interface Caches {
