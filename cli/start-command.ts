@@ -1,10 +1,12 @@
 // `ragway start`: the whole system on one machine — shard processes, the gateway, and on an
 // empty data dir the sample corpus — stopped cleanly on Ctrl-C or SIGTERM.
 import { existsSync } from 'node:fs';
+import { chmod } from 'node:fs/promises';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ensureGloveSifModel } from '../embedder/model/build-model.js';
-import { loadConfig, resolveModelDir } from '../gateway/config.js';
+import { loadClusterToken, loadConfig, resolveModelDir } from '../gateway/config.js';
+import { generateToken } from '../core/secrets.js';
 import { loadEmbeddingBackend } from '../gateway/embedding-backend.js';
 import { packageRoot } from '../core/package-paths.js';
 import { DEFAULT_NAMESPACE } from '../shards/protocol.js';
@@ -17,6 +19,8 @@ import { ProgressBar } from './progress.js';
 import { ServiceProcess } from './service-process.js';
 
 const SAMPLE_MARKER = '.corpus-ingested';
+const CLUSTER_TOKEN_FILE = 'cluster-token';
+const KEYS_FILE = 'keys.json';
 const INGEST_BATCH = { maxDocuments: 32, maxBytes: 2 * 1024 * 1024 };
 
 function log(line: string): void {
@@ -47,6 +51,9 @@ export async function runStart(argv: string[]): Promise<void> {
   );
   const dataDir = resolve(config.dataDir);
   await mkdir(dataDir, { recursive: true });
+  const tokenFile = await ensureClusterToken(dataDir);
+  const clusterToken = loadClusterToken({ clusterToken: '', clusterTokenFile: tokenFile });
+  if (config.keysFile === '') config.keysFile = join(dataDir, KEYS_FILE);
 
   if (config.embedModel === '' && config.embedUrl === '') await ensureGloveSifModel({ outDir: resolveModelDir(config), log });
   const backend = await loadEmbeddingBackend(config);
@@ -73,6 +80,7 @@ export async function runStart(argv: string[]): Promise<void> {
           '--ef-construction', String(config.shardEfConstruction),
           '--ef', String(config.shardEfSearch),
           ...(peers.length > 0 ? ['--peers', peers.join(',')] : []),
+          '--cluster-token-file', tokenFile,
         ],
         log,
       });
@@ -94,7 +102,7 @@ export async function runStart(argv: string[]): Promise<void> {
     await Promise.all(processes.map((shard) => shard.start()));
     const spec = shards.map((replicas) => replicas.map((replica) => replica.url).join(',')).join(';');
     log(`started ${processes.length} shard processes (${config.shardCount} shards × ${config.replicas} replicas): ${spec}`);
-    const running = await startGateway({ ...config, shards: spec }, { embeddingBackend: backend });
+    const running = await startGateway({ ...config, shards: spec, clusterToken: clusterToken ?? '' }, { embeddingBackend: backend });
     app = running.app;
     await ingestCorpusIfEmpty(running.app, dataDir, values.corpus);
     const total = (await running.app.scatter.stats()).reduce((sum, stats) => sum + stats.count, 0);
@@ -127,4 +135,19 @@ async function ingestCorpusIfEmpty(app: FastifyInstance, dataDir: string, corpus
   }
   progress.finish(`${chunks} chunks`);
   await writeFile(marker, `${new Date().toISOString()} ${chunks} chunks from ${corpusPath ?? 'sample corpus'}\n`);
+}
+
+/**
+ * The cluster credential of this data dir: made once (0600, only this user can read it) and
+ * reused, so restarted shards and the gateway keep agreeing on it.
+ */
+async function ensureClusterToken(dataDir: string): Promise<string> {
+  const path = join(dataDir, CLUSTER_TOKEN_FILE);
+  if (!existsSync(path)) {
+    await writeFile(path, `${generateToken('rgwc_')}\n`, { mode: 0o600, flag: 'wx' }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+  }
+  await chmod(path, 0o600);
+  return path;
 }

@@ -30,6 +30,7 @@ import {
   type ExportHeader,
   type ExportLine,
 } from './protocol.js';
+import { CLUSTER_TOKEN_HEADER } from './access.js';
 
 export interface CatchUpOptions {
   store: IndexStore;
@@ -43,6 +44,8 @@ export interface CatchUpOptions {
   /** Per request: headers and idle body (default 60 s; an export streams much longer than that in total). */
   requestTimeoutMs?: number;
   log?: (level: 'info' | 'warn', message: string) => void;
+  /** The cluster credential, sent to peers (they refuse the feed without it). */
+  clusterToken?: string | undefined;
 }
 
 export interface CatchUpResult {
@@ -170,7 +173,11 @@ async function get(peer: string, path: string, agent: Agent, options: CatchUpOpt
     origin: new URL(peer).origin,
     path: `${new URL(peer).pathname.replace(/\/+$/, '')}${path}`,
     method: 'GET',
-    headers: { [PROTOCOL_HEADER]: String(PROTOCOL_VERSION), accept: 'application/json' },
+    headers: {
+      [PROTOCOL_HEADER]: String(PROTOCOL_VERSION),
+      accept: 'application/json',
+      ...(options.clusterToken ? { [CLUSTER_TOKEN_HEADER]: options.clusterToken } : {}),
+    },
     signal: options.signal,
     headersTimeout: timeout,
     bodyTimeout: timeout,

@@ -13,6 +13,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { abortError, createError } from '../core/errors.js';
 import { ajvOptions, installErrorHandling } from '../core/http-errors.js';
 import { requestSignal } from '../core/request-signal.js';
+import { installShardAccess } from './access.js';
 import { catchUpFromPeers, type CatchUpResult } from './catch-up.js';
 import { FaultInjector } from './faults.js';
 import { IndexStore, type IndexStoreOptions, type WalSettings } from './index-store.js';
@@ -56,6 +57,8 @@ export interface ShardAppOptions {
   logger?: boolean;
   /** Serve /v1/faults and apply its settings (tests and benchmarks only; otherwise the route is a 404). */
   faults?: boolean;
+  /** The cluster credential: without it in CLUSTER_TOKEN_HEADER only /healthz and /readyz answer. */
+  clusterToken?: string | undefined;
 }
 
 export interface ShardServerOptions
@@ -103,6 +106,7 @@ export function buildShardApp(store: IndexStore, options: ShardAppOptions = {}):
   // The wire protocol is JSON only; no curl-friendly parsing of other content types here.
   installErrorHandling(app, { lenientJson: false });
   app.removeContentTypeParser('text/plain');
+  installShardAccess(app, { clusterToken: options.clusterToken });
   const faults = options.faults === true ? new FaultInjector() : undefined;
   let closing = false;
   app.addHook('preClose', async () => {
@@ -322,7 +326,7 @@ export async function startShardServer(options: ShardServerOptions): Promise<Sha
   const peers = options.peers ?? [];
   // Not ready from the very first probe: a replica that was down may be missing writes.
   if (peers.length > 0) store.setState('catching-up');
-  app = buildShardApp(store, { bodyLimitBytes: options.bodyLimitBytes, logger: options.logger, faults: options.faults });
+  app = buildShardApp(store, { bodyLimitBytes: options.bodyLimitBytes, logger: options.logger, faults: options.faults, clusterToken: options.clusterToken });
   const host = options.host ?? '127.0.0.1';
   try {
     await app.listen({ host, port: options.port });
@@ -341,6 +345,7 @@ export async function startShardServer(options: ShardServerOptions): Promise<Sha
           peers,
           signal: catchUpAbort.signal,
           unreachableTimeoutMs: options.catchUpTimeoutMs,
+          clusterToken: options.clusterToken,
           log: notify,
         }).then(
           (result) => {
