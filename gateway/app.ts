@@ -28,6 +28,7 @@ import embedderPlugin from './plugins/embedder.js';
 import metricsPlugin from './plugins/metrics.js';
 import generatorPlugin from './plugins/generator.js';
 import retrieverPlugin from './plugins/retriever.js';
+import rerankerPlugin from './plugins/reranker.js';
 import chatCompletionRoutes from './routes/v1/chat-completions.js';
 import embeddingRoutes from './routes/v1/embeddings.js';
 import modelRoutes from './routes/v1/models.js';
@@ -113,6 +114,7 @@ export async function buildApp(config: Config, dependencies: AppDependencies = {
   await app.register(embedderPlugin, dependencies.embeddingBackend ? { backend: dependencies.embeddingBackend } : {});
   await app.register(retrieverPlugin, dependencies.shardClients ? { clients: dependencies.shardClients } : {});
   await app.register(cachePlugin);
+  await app.register(rerankerPlugin);
   await app.register(generatorPlugin, dependencies.generators ? { generators: dependencies.generators } : {});
   await app.register(servicesPlugin);
 

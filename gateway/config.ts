@@ -219,6 +219,32 @@ export const SETTINGS = {
   maxDocumentsPerRequest: integer('RAGWAY_MAX_DOCUMENTS_PER_REQUEST', 1_000, 'Most documents in one `POST /v1/documents`.', 1, 100_000),
   chunkSizeTokens: integer('RAGWAY_CHUNK_SIZE_TOKENS', 160, 'Target chunk size at ingestion, in model tokens.', 16, 8_192),
   chunkOverlapTokens: integer('RAGWAY_CHUNK_OVERLAP_TOKENS', 32, 'Tokens of the previous chunk repeated at the start of the next.', 0, 4_096),
+  rerankUrl: string(
+    'RAGWAY_RERANK_URL',
+    '',
+    'Remote reranker base URL (TEI, Infinity, vLLM, Cohere, Jina); `/rerank` or `/v1/rerank` is appended by `RAGWAY_RERANK_FORMAT` unless the URL ends with `/rerank`. Empty: no remote reranker.',
+  ),
+  rerankFormat: oneOf(
+    'RAGWAY_RERANK_FORMAT',
+    ['tei', 'cohere'],
+    'tei',
+    'API shape of `RAGWAY_RERANK_URL`: `tei` (`{query, texts}` → `[{index, score}]`) or `cohere` (the Cohere/Jina `/v1/rerank` form, `{model, query, documents, top_n}` → `{results}`).',
+  ),
+  rerankModel: string('RAGWAY_RERANK_MODEL', '', 'Reranker model name: sent in the `cohere` form, reported in responses; requests may name another only in the `cohere` form.'),
+  rerankApiKey: secret('RAGWAY_RERANK_API_KEY', 'Bearer key for `RAGWAY_RERANK_URL` (never logged).'),
+  rerankTimeoutMs: integer(
+    'RAGWAY_RERANK_TIMEOUT_MS',
+    2_000,
+    'Longest wait for the reranker; past it results come back in retrieval order, labelled `rerank.applied: false`.',
+    1,
+    600_000,
+  ),
+  rerankModelDir: string(
+    'RAGWAY_RERANK_MODEL_DIR',
+    '',
+    'Local cross-encoder reranker: a Hugging Face model folder with a sequence-classification ONNX export (loaded from disk, never downloaded). Empty: none.',
+  ),
+  rerankTopN: integer('RAGWAY_RERANK_TOP_N', 20, 'Candidates passed to the reranker when a request gives no `rerank.top_n`.', 1, 1_000),
   llmUrl: string(
     'RAGWAY_LLM_URL',
     '',
@@ -287,6 +313,8 @@ export const SETTINGS = {
     1,
     31_536_000_000,
   ),
+  cacheRerankBytes: integer('RAGWAY_CACHE_RERANK_BYTES', 16 * 1024 * 1024, 'Memory for cached reranker scores; 0 turns the layer off.', 0, 1 << 40),
+  cacheRerankTtlMs: integer('RAGWAY_CACHE_RERANK_TTL_MS', 600_000, 'How long reranker scores stay cached (keyed by the texts scored, so no write makes them stale).', 1, 31_536_000_000),
   cacheMaxTtlMs: integer(
     'RAGWAY_CACHE_MAX_TTL_MS',
     3_600_000,
@@ -400,6 +428,10 @@ export function loadConfig(
   }
   if (result.headersTimeoutMs > result.requestTimeoutMs) {
     throw new ConfigError(`RAGWAY_HEADERS_TIMEOUT_MS (${result.headersTimeoutMs}) exceeds RAGWAY_REQUEST_TIMEOUT_MS (${result.requestTimeoutMs})`);
+  }
+  if (result.rerankUrl !== '' && !URL.canParse(result.rerankUrl)) throw new ConfigError(`RAGWAY_RERANK_URL is not a URL: "${result.rerankUrl}"`);
+  if (result.rerankUrl !== '' && result.rerankModelDir !== '') {
+    throw new ConfigError('set RAGWAY_RERANK_URL or RAGWAY_RERANK_MODEL_DIR, not both: there is one reranker');
   }
   if (result.chunkOverlapTokens >= result.chunkSizeTokens) {
     throw new ConfigError('RAGWAY_CHUNK_OVERLAP_TOKENS must be smaller than RAGWAY_CHUNK_SIZE_TOKENS');

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import type { EmbeddingBatcher } from '../embedder/batcher.js';
 import type { Scatter } from '../retriever/scatter.js';
 import { encodeVector, type Chunk } from '../shards/protocol.js';
-import { chunkText } from './chunker.js';
+import { chunkDocument, type TextChunk } from './chunker.js';
 import { createError, throwIfAborted } from '../core/errors.js';
 import { roundMs } from './timing.js';
 
@@ -42,6 +42,18 @@ export function contentId(text: string): string {
   return `doc-${createHash('sha256').update(text).digest('hex').slice(0, 24)}`;
 }
 
+/**
+ * A chunk's metadata: the document's, plus where in the document the chunk sits. The added
+ * keys are filterable like any other (`{"heading_path": "Options"}` matches by membership).
+ */
+export function chunkMetadata(document: Record<string, unknown>, piece: TextChunk): Record<string, unknown> {
+  const metadata: Record<string, unknown> = { ...document };
+  if (piece.headingPath.length > 0) metadata['heading_path'] = piece.headingPath;
+  if (piece.split !== undefined) metadata['split_block'] = piece.split;
+  if (piece.cutLine === true) metadata['split_line'] = true;
+  return metadata;
+}
+
 export class DocumentService {
   readonly #batcher: EmbeddingBatcher;
   readonly #scatter: Scatter;
@@ -66,17 +78,18 @@ export class DocumentService {
         });
       }
       seen.set(id, index);
-      const texts = chunkText(document.text, { ...this.#chunking, countTokens });
-      if (texts.length === 0) {
+      const pieces = chunkDocument(document.text, { ...this.#chunking, countTokens });
+      if (pieces.length === 0) {
         throw createError('RAGWAY_ERR_INVALID_REQUEST', `documents[${index}].text has no words to index`, {
           param: `documents[${index}].text`,
         });
       }
-      return { id, texts, metadata: document.metadata ?? {} };
+      return { id, pieces, metadata: document.metadata ?? {} };
     });
     const chunked = performance.now();
 
-    const allTexts = planned.flatMap((document) => document.texts);
+    // The heading path rides along into the embedding; the stored text is the document's own.
+    const allTexts = planned.flatMap((document) => document.pieces.map((piece) => piece.embedText));
     const { vectors } = await this.#batcher.embed(allTexts, { signal, param: 'documents' });
     const embedded = performance.now();
     throwIfAborted(signal);
@@ -84,13 +97,13 @@ export class DocumentService {
     const chunks: Chunk[] = [];
     let next = 0;
     for (const document of planned) {
-      document.texts.forEach((text, position) => {
+      document.pieces.forEach((piece, position) => {
         chunks.push({
           id: `${document.id}#${position}`,
           document_id: document.id,
           namespace,
-          text,
-          metadata: document.metadata,
+          text: piece.text,
+          metadata: chunkMetadata(document.metadata, piece),
           vector: encodeVector(vectors[next] as Float32Array),
         });
         next += 1;
@@ -101,7 +114,7 @@ export class DocumentService {
     const finished = performance.now();
 
     return {
-      documents: planned.map((document) => ({ id: document.id, chunks: document.texts.length })),
+      documents: planned.map((document) => ({ id: document.id, chunks: document.pieces.length })),
       chunks_total: chunks.length,
       timings: {
         chunk_ms: roundMs(chunked - started),

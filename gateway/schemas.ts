@@ -3,12 +3,12 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { Bm25Params, ShardHit, type Bm25Params as Bm25ParamsType } from '../shards/protocol.js';
 
-/** A search result is exactly what the shards return, merged. */
-export const SearchHit = ShardHit;
+/** A search result is what the shards return, merged; `rerank_score` when a reranker re-ordered it. */
+export const SearchHit = Type.Object({ ...ShardHit.properties, rerank_score: Type.Optional(Type.Number()) });
 
 /** `T | null`: OpenAI clients send null for unset optional parameters. */
 export const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
-export type SearchHit = ShardHit;
+export type SearchHit = Static<typeof SearchHit>;
 
 /**
  * Request-side metadata and filters, bounded in size (the `x-max-json-bytes` keyword,
@@ -23,8 +23,29 @@ export { Coverage } from '../retriever/coverage.js';
 export const SearchTimings = Type.Object({
   embed_ms: Type.Number(),
   search_ms: Type.Number(),
+  /** Only when reranking was asked for (also when it failed open). */
+  rerank_ms: Type.Optional(Type.Number()),
   total_ms: Type.Number(),
 });
+
+/** Whether the results were reranked; when not, why (the reranker failed and the stage failed open). */
+export const RerankInfo = Type.Object({
+  applied: Type.Boolean(),
+  model: Type.String(),
+  candidates: Type.Integer(),
+  cache: Type.Optional(Type.String()),
+  reason: Type.Optional(Type.String()),
+  code: Type.Optional(Type.String()),
+});
+
+/** `rerank: {top_n, model}` on search, query and chat `rag`. */
+export const RerankBody = Type.Object(
+  {
+    top_n: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000 })),
+    model: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+  },
+  { additionalProperties: false },
+);
 export type SearchTimings = Static<typeof SearchTimings>;
 
 /** Retrieval-mode fields shared by /v1/search, /v1/query and chat `rag` (see README "Search modes"). */

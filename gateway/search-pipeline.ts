@@ -16,6 +16,7 @@ import type { CacheControl, CacheStatus, CachedRetrieval, Caches } from './cache
 import { createError, throwIfAborted } from '../core/errors.js';
 import type { Coverage, SearchHit, SearchTimings } from './schemas.js';
 import { roundMs } from './timing.js';
+import type { RerankInfo, RerankRequest, RerankStage } from './rerank/stage.js';
 
 /** Scatter or SearchCoalescer: anything that searches all shards for one vector. */
 export type VectorSearch = Pick<Scatter, 'search'>;
@@ -44,6 +45,8 @@ export interface SearchInput {
   mmrLambda?: number | undefined;
   candidates?: number | undefined;
   bm25?: Bm25Params | undefined;
+  /** Rerank the first top_n candidates and keep the best k (text queries only). */
+  rerank?: RerankRequest | undefined;
 }
 
 export interface SearchOutput {
@@ -54,6 +57,8 @@ export interface SearchOutput {
   cache: CacheStatus;
   /** The shard epochs the results were computed under (cache validity for answers built on them). */
   epochs: readonly number[];
+  /** Present when reranking was asked for: whether it was applied, and why not. */
+  rerank?: RerankInfo;
 }
 
 interface Computed extends CachedRetrieval {
@@ -69,10 +74,13 @@ export class SearchPipeline {
   readonly #flights = new SingleFlight<Computed>();
   readonly #embeddingFlights = new SingleFlight<Float32Array>();
 
-  constructor(batcher: EmbeddingBatcher, shards: VectorSearch, caches?: Caches) {
+  readonly #reranker: RerankStage | undefined;
+
+  constructor(batcher: EmbeddingBatcher, shards: VectorSearch, caches?: Caches, reranker?: RerankStage) {
     this.#batcher = batcher;
     this.#shards = shards;
     this.#caches = caches;
+    this.#reranker = reranker;
   }
 
   get modelId(): string {
@@ -101,6 +109,41 @@ export class SearchPipeline {
   }
 
   async search(request: SearchInput, callerSignal?: AbortSignal): Promise<SearchOutput> {
+    const rerank = request.rerank;
+    if (rerank === undefined) return this.#search(request, callerSignal);
+    const started = performance.now();
+    const reranker = this.#checkRerank(request, rerank);
+    // The candidates are retrieved (and cached) as a search for top_n with text, whatever the
+    // request shows: the reranker reads the text.
+    const retrieved = await this.#search({ ...request, k: reranker.candidates(rerank, request.k), includeText: true, rerank: undefined }, callerSignal);
+    const reranked = await reranker.rerank(
+      { query: request.query ?? '', hits: retrieved.results, keep: request.k, request: rerank, cache: request.cache },
+      callerSignal,
+    );
+    const results = request.includeText ? reranked.hits : reranked.hits.map(({ text: _text, ...hit }) => hit);
+    return {
+      ...retrieved,
+      results,
+      rerank: reranked.info,
+      timings: { ...retrieved.timings, rerank_ms: roundMs(reranked.ms), total_ms: roundMs(performance.now() - started) },
+    };
+  }
+
+  /** The reranker for a request that asks for one, or the 400 that says why it cannot be had. */
+  #checkRerank(request: SearchInput, rerank: RerankRequest): RerankStage {
+    if (this.#reranker === undefined) {
+      throw createError('RAGWAY_ERR_INVALID_REQUEST', 'reranking was asked for, but no reranker is configured (RAGWAY_RERANK_URL or RAGWAY_RERANK_MODEL_DIR)', {
+        param: 'rerank',
+      });
+    }
+    if (request.query === undefined) {
+      throw createError('RAGWAY_ERR_INVALID_REQUEST', 'reranking needs a text query; a vector search cannot be reranked', { param: 'rerank' });
+    }
+    this.#reranker.model(rerank);
+    return this.#reranker;
+  }
+
+  async #search(request: SearchInput, callerSignal?: AbortSignal): Promise<SearchOutput> {
     const started = performance.now();
     // A JSON vector becomes float32 once, for both the cache key and the shards. Query text is
     // normalised once, and that text is both the cache key and what gets embedded: a key that

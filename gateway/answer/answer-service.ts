@@ -21,6 +21,7 @@ import type { RetrievalInput } from '../schemas.js';
 import type { SearchPipeline } from '../search-pipeline.js';
 import { roundMs } from '../timing.js';
 import type { AnswerCache, AnswerEvent, AnswerTimings, Citation, SourcesEvent } from './events.js';
+import type { RerankInfo, RerankRequest } from '../rerank/stage.js';
 
 export interface RagOptions {
   enabled: boolean;
@@ -32,6 +33,8 @@ export interface RagOptions {
   requireComplete?: boolean | undefined;
   /** Search mode and fusion settings (gateway/schemas.ts RetrievalFields); vector search when absent. */
   retrieval?: RetrievalInput | undefined;
+  /** Rerank the retrieved candidates before they become sources. */
+  rerank?: RerankRequest | undefined;
 }
 
 export interface AnswerInput {
@@ -98,7 +101,13 @@ export class AnswerService {
       model: generator.id,
       embedding: this.#search.modelId,
       rag: input.rag.enabled
-        ? { k: input.rag.k, namespace: input.rag.namespace ?? DEFAULT_NAMESPACE, filter: input.rag.filter, retrieval: input.rag.retrieval }
+        ? {
+            k: input.rag.k,
+            namespace: input.rag.namespace ?? DEFAULT_NAMESPACE,
+            filter: input.rag.filter,
+            retrieval: input.rag.retrieval,
+            rerank: input.rag.rerank,
+          }
         : false,
       maxTokens: input.maxTokens,
       temperature: input.temperature,
@@ -213,6 +222,7 @@ export class AnswerService {
     let retrieved: Source[] = [];
     let epochs: readonly number[] = caches?.epochs.current() ?? [];
     let coverage: Coverage | undefined;
+    let rerank: RerankInfo | undefined;
     let retrievalTimings: RetrievalTimings = { embed_ms: 0, search_ms: 0, retrieval_ms: 0 };
     if (input.rag.enabled) {
       const result = await this.#search.search(
@@ -229,9 +239,11 @@ export class AnswerService {
           deadlineMs: input.rag.deadlineMs,
           requireComplete: input.rag.requireComplete,
           ...input.rag.retrieval,
+          rerank: input.rag.rerank,
         },
         signal,
       );
+      rerank = result.rerank;
       epochs = result.epochs;
       retrieved = result.results.map((hit, i) => ({
         index: i + 1,
@@ -243,6 +255,7 @@ export class AnswerService {
       }));
       coverage = result.coverage;
       retrievalTimings = { embed_ms: result.timings.embed_ms, search_ms: result.timings.search_ms, retrieval_ms: result.timings.total_ms };
+      if (result.timings.rerank_ms !== undefined) retrievalTimings.rerank_ms = result.timings.rerank_ms;
     }
     const prompt = buildPrompt({
       question: input.question,
@@ -264,6 +277,7 @@ export class AnswerService {
       sources: prompt.sources,
       droppedSources: prompt.droppedSources,
       coverage,
+      ...(rerank !== undefined ? { rerank } : {}),
       cache: { status },
     });
     const base = { request, startedAt, retrievalTimings };
@@ -272,7 +286,7 @@ export class AnswerService {
     }
     // Joined here, before `sources` is yielded, so the status it announces is the one that happens.
     const stream = this.#shared.subscribe(key, (generationSignal) => generator.stream(request, generationSignal), signal);
-    const answer = { sources: prompt.sources, droppedSources: prompt.droppedSources, coverage };
+    const answer = { sources: prompt.sources, droppedSources: prompt.droppedSources, coverage, ...(rerank !== undefined ? { rerank } : {}) };
     return {
       ...base,
       sources: sources(stream.shared ? 'coalesced' : 'miss'),
@@ -291,13 +305,14 @@ export class AnswerService {
     const answers = this.#options.caches?.answers;
     if (answers === undefined) return;
     // Only whole answers from the whole corpus are worth replaying.
-    if (answer.coverage?.partial === true || events.at(-1)?.type !== 'done') return;
+    // Nor is an answer whose reranking failed open: once the reranker is back it would be wrong.
+    if (answer.coverage?.partial === true || answer.rerank?.applied === false || events.at(-1)?.type !== 'done') return;
     answers.set(key, { ...answer, events: [...events] }, { epochs: [...context.epochs], ttlMs: context.ttlMs });
     if (context.semantic !== undefined) this.#options.semantic?.remember(context.question, context.semantic.vector, context.semantic.scope, key);
   }
 }
 
-type RetrievalTimings = Pick<AnswerTimings, 'embed_ms' | 'search_ms' | 'retrieval_ms'>;
+type RetrievalTimings = Pick<AnswerTimings, 'embed_ms' | 'search_ms' | 'retrieval_ms' | 'rerank_ms'>;
 
 /** Where one answer's events come from, decided before the first of them. */
 interface Plan {
@@ -316,7 +331,15 @@ interface Plan {
 function replayPlan(generator: Generator, question: string, hit: CachedAnswer, startedAt: number, similarity: number | undefined): Plan {
   const cache: AnswerCache = similarity === undefined ? { status: 'hit' } : { status: 'hit', similarity };
   return {
-    sources: { type: 'sources', model: generator.id, sources: hit.sources, droppedSources: hit.droppedSources, coverage: hit.coverage, cache },
+    sources: {
+      type: 'sources',
+      model: generator.id,
+      sources: hit.sources,
+      droppedSources: hit.droppedSources,
+      coverage: hit.coverage,
+      ...(hit.rerank !== undefined ? { rerank: hit.rerank } : {}),
+      cache,
+    },
     events: replay(hit.events),
     request: { model: generator.id, messages: [], question, sources: hit.sources },
     startedAt,

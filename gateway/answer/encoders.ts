@@ -19,7 +19,9 @@ export interface AnswerEncoder {
 }
 
 function sourcesFields(sources: SourcesEvent): Record<string, unknown> {
-  return { sources: sources.sources, dropped_sources: sources.droppedSources, coverage: sources.coverage ?? null };
+  const fields: Record<string, unknown> = { sources: sources.sources, dropped_sources: sources.droppedSources, coverage: sources.coverage ?? null };
+  if (sources.rerank !== undefined) fields['rerank'] = sources.rerank;
+  return fields;
 }
 
 function outcomeFields(done: DoneEvent): Record<string, unknown> {

@@ -6,11 +6,14 @@ import type { RagwayError } from '../../core/errors.js';
 import type { CacheStatus } from '../cache/cache-set.js';
 import type { FinishReason, Source, Usage } from '../providers/provider.js';
 import type { Coverage } from '../schemas.js';
+import type { RerankInfo } from '../rerank/stage.js';
 
 export interface AnswerTimings {
   embed_ms: number;
   search_ms: number;
   retrieval_ms: number;
+  /** Only when reranking was asked for. */
+  rerank_ms?: number;
   /** From the start of generation to its first delta. */
   first_token_ms: number;
   /** From the request reaching the answer service (cache lookup and retrieval included) to the first delta: what a client waits for. */
@@ -43,6 +46,8 @@ export interface SourcesEvent {
   droppedSources: number;
   /** Undefined when retrieval was off. */
   coverage: Coverage | undefined;
+  /** Only when reranking was asked for: whether it was applied, and why not. */
+  rerank?: RerankInfo;
   cache: AnswerCache;
 }
 

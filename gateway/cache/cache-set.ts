@@ -4,6 +4,8 @@ import { CacheLayer, type CacheLayerObserver } from './lru-layer.js';
 import { EpochTracker } from './epoch-tracker.js';
 import type { SearchHit, Coverage } from '../schemas.js';
 import type { GenerationEvent, Source } from '../providers/provider.js';
+import type { RerankScore } from '../rerank/backend.js';
+import type { RerankInfo } from '../rerank/stage.js';
 
 export type CacheMode = 'default' | 'bypass' | 'refresh';
 /** What the response header `x-ragway-cache` says. */
@@ -24,12 +26,15 @@ export interface CachedAnswer {
   sources: Source[];
   droppedSources: number;
   coverage: Coverage | undefined;
+  rerank?: RerankInfo;
 }
 
 export interface Caches {
   embeddings: CacheLayer<Float32Array> | undefined;
   retrieval: CacheLayer<CachedRetrieval> | undefined;
   answers: CacheLayer<CachedAnswer> | undefined;
+  /** Reranker scores, keyed by content (see rerank/stage.ts), so never epoch-bound. */
+  rerank: CacheLayer<RerankScore[]> | undefined;
   epochs: EpochTracker;
 }
 
@@ -40,6 +45,8 @@ export interface CacheSizes {
   retrievalTtlMs: number;
   answersBytes: number;
   answersTtlMs: number;
+  rerankBytes?: number;
+  rerankTtlMs?: number;
 }
 
 /** Rough bytes of a JSON-like value: what it would cost serialized, which tracks heap use. */
@@ -65,6 +72,15 @@ export function createCaches(sizes: CacheSizes, epochs: EpochTracker, observer: 
     answers:
       sizes.answersBytes > 0
         ? new CacheLayer<CachedAnswer>('answers', { maxBytes: sizes.answersBytes, ttlMs: sizes.answersTtlMs, sizeOf: jsonBytes, observer })
+        : undefined,
+    rerank:
+      (sizes.rerankBytes ?? 0) > 0
+        ? new CacheLayer<RerankScore[]>('rerank', {
+            maxBytes: sizes.rerankBytes as number,
+            ttlMs: sizes.rerankTtlMs ?? 0,
+            sizeOf: (scores) => scores.length * 16 + 64,
+            observer,
+          })
         : undefined,
     epochs,
   };

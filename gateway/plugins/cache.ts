@@ -22,6 +22,8 @@ export default fp(
         retrievalTtlMs: config.cacheRetrievalTtlMs,
         answersBytes: config.cacheAnswersBytes,
         answersTtlMs: config.cacheAnswersTtlMs,
+        rerankBytes: config.cacheRerankBytes,
+        rerankTtlMs: config.cacheRerankTtlMs,
       },
       epochs,
       app.metrics.cacheObserver(),
@@ -32,7 +34,7 @@ export default fp(
       labelNames: ['layer'],
       registers: [app.metrics.registry],
       collect() {
-        for (const layer of [caches.embeddings, caches.retrieval, caches.answers]) {
+        for (const layer of [caches.embeddings, caches.retrieval, caches.answers, caches.rerank]) {
           if (layer !== undefined) this.set({ layer: layer.name }, layer.stats().bytes);
         }
       },

@@ -11,7 +11,7 @@ import { SemanticCache } from '../cache/semantic-cache.js';
 export default fp(
   async (app) => {
     const { config } = app;
-    const pipeline = new SearchPipeline(app.embedder, app.shardSearch, app.caches);
+    const pipeline = new SearchPipeline(app.embedder, app.shardSearch, app.caches, app.reranker);
     app.decorate('pipeline', pipeline);
     app.decorate(
       'documents',
@@ -44,5 +44,5 @@ export default fp(
       }),
     );
   },
-  { name: 'ragway-services', dependencies: ['ragway-cache', 'ragway-generator'] },
+  { name: 'ragway-services', dependencies: ['ragway-cache', 'ragway-generator', 'ragway-reranker'] },
 );

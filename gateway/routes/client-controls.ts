@@ -6,6 +6,7 @@
 // - retrieval: k, namespace, filter, deadline and completeness, mapped the same way for both
 //   answer routes (top-level fields of /v1/query, the `rag` object of chat completions).
 import { retrievalInput, type RetrievalBody, type RetrievalDefaults } from '../schemas.js';
+import type { RerankRequest } from '../rerank/stage.js';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
 import type { RagOptions } from '../answer/answer-service.js';
@@ -68,6 +69,7 @@ export interface RagFields extends RetrievalBody {
   filter?: Record<string, unknown> | undefined;
   deadline_ms?: number | undefined;
   require_complete?: boolean | undefined;
+  rerank?: RerankRequest | undefined;
 }
 
 /** A request's retrieval options; k and the deadline fall back to the configured defaults. */
@@ -84,5 +86,6 @@ export function ragOptions(
     deadlineMs: deadlineMs(fields.deadline_ms, headers, defaults.deadlineMs),
     requireComplete: fields.require_complete,
     retrieval: retrievalInput(fields, defaults),
+    rerank: fields.rerank,
   };
 }

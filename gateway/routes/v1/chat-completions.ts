@@ -9,9 +9,8 @@ import { createError } from '../../../core/errors.js';
 import { requestSignal } from '../../../core/request-signal.js';
 import { OpenAiChunkEncoder } from '../../answer/encoders.js';
 import type { ChatMessage } from '../../providers/provider.js';
-import { BoundedFilter, Nullable } from '../../schemas.js';
+import { BoundedFilter, Nullable, RerankBody, RetrievalFields } from '../../schemas.js';
 import { replyWithAnswer } from '../answer-reply.js';
-import { RetrievalFields } from '../../schemas.js';
 import { proxyChat } from '../chat-proxy.js';
 import { CacheControlBody, CacheControlHeaders, DeadlineMs, cacheControl, ragOptions } from '../client-controls.js';
 
@@ -36,6 +35,7 @@ function ragSchema(options: { maxK: number; maxFilterBytes: number }) {
     require_complete: Type.Optional(Type.Boolean()),
     deadline_ms: Type.Optional(DeadlineMs),
     ...RetrievalFields,
+    rerank: Type.Optional(RerankBody),
   };
 }
 

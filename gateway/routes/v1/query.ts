@@ -6,9 +6,8 @@ import type { FastifyInstance } from 'fastify';
 import { Namespace } from '../../../shards/protocol.js';
 import { requestSignal } from '../../../core/request-signal.js';
 import { NativeAnswerEncoder } from '../../answer/encoders.js';
-import { BoundedFilter, Coverage } from '../../schemas.js';
+import { BoundedFilter, Coverage, RerankBody, RerankInfo, RetrievalFields } from '../../schemas.js';
 import { replyWithAnswer } from '../answer-reply.js';
-import { RetrievalFields } from '../../schemas.js';
 import { CacheControlBody, CacheControlHeaders, DeadlineMs, cacheControl, ragOptions } from '../client-controls.js';
 
 export function queryBodySchema(options: { maxK: number; maxFilterBytes: number }) {
@@ -26,6 +25,7 @@ export function queryBodySchema(options: { maxK: number; maxFilterBytes: number 
       deadline_ms: Type.Optional(DeadlineMs),
       require_complete: Type.Optional(Type.Boolean()),
       ...RetrievalFields,
+      rerank: Type.Optional(RerankBody),
     },
     { additionalProperties: false },
   );
@@ -53,6 +53,7 @@ const QueryResponse = Type.Object({
   sources: Type.Array(SourceSchema),
   dropped_sources: Type.Integer(),
   coverage: Type.Union([Coverage, Type.Null()]),
+  rerank: Type.Optional(RerankInfo),
   usage: Type.Object({ prompt_tokens: Type.Integer(), completion_tokens: Type.Integer(), total_tokens: Type.Integer() }),
   timings: Type.Record(Type.String(), Type.Number()),
 });

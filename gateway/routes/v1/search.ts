@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { Namespace } from '../../../shards/protocol.js';
 import { CacheControlBody, CacheControlHeaders, DeadlineMs, cacheControl, deadlineMs, setCacheStatus } from '../client-controls.js';
 import { requestSignal } from '../../../core/request-signal.js';
-import { BoundedFilter, Coverage, RetrievalFields, SearchHit, SearchTimings, retrievalInput } from '../../schemas.js';
+import { BoundedFilter, Coverage, RerankBody, RerankInfo, RetrievalFields, SearchHit, SearchTimings, retrievalInput } from '../../schemas.js';
 import type { SearchHit as SearchHitType } from '../../schemas.js';
 
 // Largest finite float32; JSON numbers beyond it (1e999 parses as Infinity) are refused.
@@ -33,6 +33,8 @@ export function searchBodySchema(options: { maxK: number; dimensions: number; ma
       deadline_ms: Type.Optional(DeadlineMs),
       require_complete: Type.Optional(Type.Boolean()),
       ...RetrievalFields,
+      /** Rerank the first top_n candidates (default RAGWAY_RERANK_TOP_N) and return the best k. */
+      rerank: Type.Optional(RerankBody),
     },
     {
       additionalProperties: false,
@@ -52,6 +54,7 @@ export const SearchResponseSchema = Type.Object({
   results: Type.Array(SearchHit),
   coverage: Coverage,
   timings: SearchTimings,
+  rerank: Type.Optional(RerankInfo),
 });
 
 export default async function searchRoutes(app: FastifyInstance): Promise<void> {
@@ -79,6 +82,7 @@ export default async function searchRoutes(app: FastifyInstance): Promise<void> 
           deadlineMs: deadlineMs(request.body.deadline_ms, request.headers, app.config.deadlineMs),
           requireComplete: request.body.require_complete,
           ...retrievalInput(request.body, app.config),
+          rerank: request.body.rerank,
         },
         requestSignal(request, reply),
       );
@@ -94,7 +98,7 @@ export default async function searchRoutes(app: FastifyInstance): Promise<void> 
         result.coverage.missing === undefined
           ? result.coverage
           : { ...result.coverage, missing: result.coverage.missing.map((entry) => ({ ...entry, reason: app.publicMessage(entry.reason, request.id) })) };
-      return `{"object":"search.result","model":${JSON.stringify(result.model)},"results":${results},"coverage":${JSON.stringify(coverage)},"timings":${JSON.stringify(result.timings)}}`;
+      return `{"object":"search.result","model":${JSON.stringify(result.model)},"results":${results},"coverage":${JSON.stringify(coverage)},"timings":${JSON.stringify(result.timings)}${result.rerank === undefined ? '' : `,"rerank":${JSON.stringify(result.rerank)}`}}`;
     },
   );
 }
