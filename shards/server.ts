@@ -14,6 +14,7 @@ import { abortError, createError } from '../core/errors.js';
 import { ajvOptions, installErrorHandling } from '../core/http-errors.js';
 import { requestSignal } from '../core/request-signal.js';
 import { catchUpFromPeers, type CatchUpResult } from './catch-up.js';
+import { acquireDataDirLock } from './data-dir-lock.js';
 import { FaultInjector } from './faults.js';
 import { IndexStore, type IndexStoreOptions, type WalSettings } from './index-store.js';
 import {
@@ -303,22 +304,15 @@ export async function startShardServer(options: ShardServerOptions): Promise<Sha
     else app?.log.info(message);
     options.log?.(message);
   };
-  const store = IndexStore.open({
-    dataDir: options.dataDir,
-    dim: options.dim,
-    space: options.space,
-    m: options.m,
-    efConstruction: options.efConstruction,
-    efSearch: options.efSearch,
-    initialCapacity: options.initialCapacity,
-    bruteForceThreshold: options.bruteForceThreshold,
-    autoSaveMs: options.autoSaveMs,
-    snapshotIntervalMs: options.snapshotIntervalMs,
-    snapshotEveryWrites: options.snapshotEveryWrites,
-    wal: options.wal,
-    onBackgroundError: (err) => notify('warn', `shard snapshot failed (the write-ahead log still holds every write): ${String(err)}`),
-    onWarning: (message) => notify('warn', message),
-  });
+  // Before anything is read: a second process on this dir must fail before it touches the log.
+  const lock = acquireDataDirLock(options.dataDir, (message) => notify('warn', message));
+  let store: IndexStore;
+  try {
+    store = openStore(options, notify);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   const peers = options.peers ?? [];
   // Not ready from the very first probe: a replica that was down may be missing writes.
   if (peers.length > 0) store.setState('catching-up');
@@ -328,9 +322,12 @@ export async function startShardServer(options: ShardServerOptions): Promise<Sha
     await app.listen({ host, port: options.port });
   } catch (err) {
     store.close();
+    lock.release();
     throw err;
   }
   const { port } = app.server.address() as AddressInfo;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  lock.setUrl(url);
   const listening = app;
   const catchUpAbort = new AbortController();
   const caughtUp: Promise<CatchUpResult | undefined> =
@@ -356,7 +353,7 @@ export async function startShardServer(options: ShardServerOptions): Promise<Sha
         );
   let closed: Promise<void> | undefined;
   return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    url,
     port,
     store,
     app: listening,
@@ -374,10 +371,33 @@ export async function startShardServer(options: ShardServerOptions): Promise<Sha
         } finally {
           clearTimeout(cut);
           // Queued log writes reach the disk (their acks were already sent or cut), then a snapshot.
-          await store.shutdown();
+          try {
+            await store.shutdown();
+          } finally {
+            lock.release();
+          }
         }
       })();
       return closed;
     },
   };
+}
+
+function openStore(options: ShardServerOptions, notify: (level: 'info' | 'warn', message: string) => void): IndexStore {
+  return IndexStore.open({
+    dataDir: options.dataDir,
+    dim: options.dim,
+    space: options.space,
+    m: options.m,
+    efConstruction: options.efConstruction,
+    efSearch: options.efSearch,
+    initialCapacity: options.initialCapacity,
+    bruteForceThreshold: options.bruteForceThreshold,
+    autoSaveMs: options.autoSaveMs,
+    snapshotIntervalMs: options.snapshotIntervalMs,
+    snapshotEveryWrites: options.snapshotEveryWrites,
+    wal: options.wal,
+    onBackgroundError: (err) => notify('warn', `shard snapshot failed (the write-ahead log still holds every write): ${String(err)}`),
+    onWarning: (message) => notify('warn', message),
+  });
 }
