@@ -1,6 +1,6 @@
 // The one error catalog. Every 4xx/5xx that ragway returns — from the gateway or a shard —
 // is built here, so callers match on `err.code` and clients always get the same envelope:
-// {"error":{"message","type","code","param"}} (OpenAI style, ARCHITECTURE §4).
+// {"error":{"message","type","code","param"}} (OpenAI style, docs/architecture.md §5.1).
 
 export interface ErrorSpec {
   readonly statusCode: number;

@@ -1,7 +1,7 @@
 // buildApp(config) assembles the gateway without listening: server.ts listens, tests use
 // inject() or listen on port 0. Long-lived resources live in named plugins that close
 // themselves in onClose; nothing is a module-level singleton.
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify';
 import type { EmbeddingBackend } from '../embedder/backend.js';
 import type { EmbeddingBatcher } from '../embedder/batcher.js';
 import type { Scatter } from '../retriever/scatter.js';
@@ -16,6 +16,7 @@ import type { Generator } from './providers/provider.js';
 import type { GeneratorRegistry } from './providers/registry.js';
 import type { SearchCoalescer } from '../retriever/search-coalescer.js';
 import type { Caches } from './caches.js';
+import apiDocsPlugin from './plugins/api-docs.js';
 import cachePlugin from './plugins/cache.js';
 import lifecyclePlugin, { type Lifecycle } from './plugins/lifecycle.js';
 import pipelinesPlugin from './plugins/pipelines.js';
@@ -59,6 +60,8 @@ export interface AppDependencies {
   generators?: Generator[];
   /** Process-level metrics (event loop, GC) are off in tests that build many apps. */
   defaultMetrics?: boolean;
+  /** Called for every route as it is added (the API docs test compares them with /docs). */
+  onRoute?: (route: RouteOptions) => void;
 }
 
 export async function buildApp(config: Config, dependencies: AppDependencies = {}): Promise<FastifyInstance> {
@@ -72,8 +75,11 @@ export async function buildApp(config: Config, dependencies: AppDependencies = {
     forceCloseConnections: 'idle',
   });
   app.decorate('config', config);
+  if (dependencies.onRoute !== undefined) app.addHook('onRoute', dependencies.onRoute);
   installErrorHandling(app);
 
+  // First, so it sees every route as it is added (metrics registers one too).
+  await app.register(apiDocsPlugin);
   await app.register(lifecyclePlugin);
   await app.register(metricsPlugin, { defaultMetrics: dependencies.defaultMetrics ?? true });
   await app.register(embedderPlugin, dependencies.embeddingBackend ? { backend: dependencies.embeddingBackend } : {});

@@ -11,7 +11,7 @@ export const SearchHit = ShardHit;
 export const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
 export type SearchHit = ShardHit;
 
-/** What part of the corpus answered; `partial` is never hidden (ARCHITECTURE §4). */
+/** What part of the corpus answered; `partial` is never hidden (docs/architecture.md §5.4). */
 export const Coverage = Type.Object({
   shards_total: Type.Integer(),
   shards_ok: Type.Integer(),

@@ -1,7 +1,7 @@
 // ShardClient for a shard process across the network: one undici Pool per shard, keep-alive
 // connections reused across requests, JSON bodies, the protocol version on every request.
 //
-// Error mapping is what lets replica sets and the scatter decide what to do (ARCHITECTURE §5.9):
+// Error mapping is what lets replica sets and the scatter decide what to do (docs/architecture.md §6.9):
 // a shard's own 4xx envelope comes back as the same RagwayError code (the caller's mistake,
 // retrying elsewhere would fail the same way); anything that says "this shard cannot answer
 // now" — refused/reset connections, timeouts, 5xx — becomes RAGWAY_ERR_SHARD_UNAVAILABLE

@@ -1,4 +1,4 @@
-// Merging the shards' answers into one top-k (ARCHITECTURE §5.8). Pure and synchronous so it
+// Merging the shards' answers into one top-k (docs/architecture.md §6.8). Pure and synchronous so it
 // can be tested table-driven and reused by replica sets, hedging and partial answers alike.
 import type { ShardHit } from '../shards/protocol.js';
 

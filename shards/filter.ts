@@ -1,4 +1,4 @@
-// Metadata filters: the Mongo/Pinecone subset that ARCHITECTURE §4 promises. A filter is
+// Metadata filters: the Mongo/Pinecone subset of docs/architecture.md §5.5. A filter is
 // compiled once per query into a closure tree, because the shard evaluates it for every
 // candidate the index visits — re-walking the JSON per candidate would dominate search.
 // Anything outside the subset is a 400 naming the exact path, never silently ignored:

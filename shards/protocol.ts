@@ -161,6 +161,10 @@ export type DocumentResponse = Static<typeof DocumentResponse>;
 export const Space = Type.Union([Type.Literal('cosine'), Type.Literal('ip'), Type.Literal('l2')]);
 export type Space = Static<typeof Space>;
 
+/** "ready", or "catching-up" while a restarted replica copies what it missed from a peer. */
+export const ShardState = Type.Union([Type.Literal('ready'), Type.Literal('catching-up')]);
+export type ShardState = Static<typeof ShardState>;
+
 export const StatsResponse = Type.Object({
   protocol_version: Type.Integer(),
   dim: Type.Integer(),
@@ -183,8 +187,7 @@ export const StatsResponse = Type.Object({
   search_queries: Type.Integer(),
   /** Sequence number of the last write applied (the replica's high-water mark). */
   wal_seq: Type.Integer(),
-  /** "ready", or "catching-up" while a restarted replica copies what it missed from a peer. */
-  state: Type.Union([Type.Literal('ready'), Type.Literal('catching-up')]),
+  state: ShardState,
 });
 export type StatsResponse = Static<typeof StatsResponse>;
 

@@ -1,6 +1,6 @@
 // The synchronous core a shard process serves over HTTP. IndexStore implements it; the
 // in-process ShardClient wraps it directly so unit tests exercise the same logic without
-// sockets. Methods throw RagwayError (gateway/errors.ts) for bad input.
+// sockets. Methods throw RagwayError (core/errors.ts) for bad input.
 import type {
   DeleteRequest,
   DeleteResponse,

@@ -1,6 +1,6 @@
 // The local embedding backend: a Hugging Face model folder (or hub id) loaded through
 // transformers.js and run on onnxruntime-node. The default model glove-sif-100d takes this path,
-// and so would a stock export such as Xenova/bge-small-en-v1.5 (ARCHITECTURE §3).
+// and so would a stock export such as Xenova/bge-small-en-v1.5 (docs/architecture.md §4.1).
 //
 // Tokenization happens once, in encode(); embed() builds the padded int64 tensors straight from
 // those ids, so a micro-batch never tokenizes twice.
@@ -20,7 +20,7 @@ export interface OnnxBackendOptions {
   model: string;
   /** The id reported to clients; defaults to the folder's ragway-build.json model_id, its name, or the hub id. */
   modelId?: string;
-  /** ONNX Runtime intra-op threads; default 1 (a second thread is slower on 2 cores, FACTS.md). */
+  /** ONNX Runtime intra-op threads; default 1 (measured: a second thread is slower on 2 cores). */
   intraOpNumThreads?: number;
   /** Whether a hub id may be downloaded; default false (offline). */
   allowRemoteModels?: boolean;

@@ -1,4 +1,4 @@
-// The built-in generator for deployments without an LLM (ARCHITECTURE §3): it answers with
+// The built-in generator for deployments without an LLM (docs/architecture.md §4.2): it answers with
 // the retrieved sentences most similar to the question, each cited as [n], streamed word
 // group by word group through the same path an LLM's tokens take. It only ever copies
 // sentences out of the sources — it never writes text of its own, apart from the fixed

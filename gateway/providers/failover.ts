@@ -1,4 +1,4 @@
-// Several upstreams serving one model, tried in order (ARCHITECTURE §5.9). An upstream that
+// Several upstreams serving one model, tried in order (docs/architecture.md §6.9). An upstream that
 // fails transiently before producing anything — cannot connect, times out before its first
 // token, answers 5xx or 429 — hands the request to the next one. Once an upstream has yielded
 // an event the answer is committed to it: its later failures reach the caller as they are,

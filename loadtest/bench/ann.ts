@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import hnswlib from 'hnswlib-node';
 import { Pool } from 'undici';
 import { ServiceProcess } from '../../cli/service-process.js';
-import { readGloveVectors } from '../../embedder/model/build-model.js';
+import { readGloveVectors } from '../../embedder/model/glove-source.js';
 import { HttpShardClient } from '../../retriever/http-shard-client.js';
 import { shardForDocument } from '../../retriever/routing.js';
 import { encodeVector, type Chunk } from '../../shards/protocol.js';

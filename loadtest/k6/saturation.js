@@ -1,8 +1,7 @@
 // Finds the saturation point of /v1/search: the arrival rate ramps up until latency or
 // errors break the thresholds (k6 then exits non-zero; the last good stage is the answer).
 //   k6 run -e BASE_URL=http://127.0.0.1:8080 -e START_RATE=100 -e MAX_RATE=5000 -e STAGE=30s loadtest/k6/saturation.js
-import { check } from 'k6';
-import { QUESTIONS, postJson } from './lib.js';
+import { QUESTIONS, jsonBody, postJson, requireSuccess, verify } from './lib.js';
 
 const START = parseInt(__ENV.START_RATE || '100', 10);
 const MAX = parseInt(__ENV.MAX_RATE || '3000', 10);
@@ -23,14 +22,21 @@ export const options = {
       stages,
     },
   },
-  thresholds: {
-    http_req_failed: [{ threshold: 'rate<0.01', abortOnFail: true, delayAbortEval: '10s' }],
-    http_req_duration: [{ threshold: 'p(99)<500', abortOnFail: true, delayAbortEval: '10s' }],
-    dropped_iterations: ['count<1000'],
-  },
+  thresholds: Object.assign(
+    {
+      http_req_failed: [{ threshold: 'rate<0.01', abortOnFail: true, delayAbortEval: '10s' }],
+      http_req_duration: [{ threshold: 'p(99)<500', abortOnFail: true, delayAbortEval: '10s' }],
+      dropped_iterations: ['count<1000'],
+    },
+    requireSuccess(['ramp']),
+  ),
 };
 
 export default function () {
   const response = postJson('/v1/search', { query: `${QUESTIONS[__ITER % QUESTIONS.length]} ${__ITER % 97}`, k: 10 });
-  check(response, { 'status is 200': (r) => r.status === 200 });
+  const json = jsonBody(response);
+  verify(response, {
+    'status is 200': (r) => r.status === 200,
+    'has results': () => json !== undefined && Array.isArray(json.results),
+  });
 }

@@ -7,8 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { OnnxEmbeddingBackend } from '../../../embedder/backends/onnx.js';
-import { buildGloveSifModel, loadExpectedHashes, verifyModelDir } from '../../../embedder/model/build-model.js';
-import type { BuildManifest } from '../../../embedder/model/build-model.js';
+import { buildGloveSifModel } from '../../../embedder/model/build-model.js';
+import { loadExpectedHashes, verifyModelDir } from '../../../embedder/model/model-hashes.js';
+import type { BuildManifest } from '../../../embedder/model/model-hashes.js';
 import { isRagwayError } from '../../../core/errors.js';
 
 const CAT = 'The cat rested on the carpet';

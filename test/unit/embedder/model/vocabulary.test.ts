@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PreTrainedTokenizer } from '@huggingface/transformers';
-import { isVocabularyWord, TOKENIZER_CONFIG, tokenizerJson } from '../../../../embedder/model/build-model.js';
+import { TOKENIZER_CONFIG, tokenizerJson } from '../../../../embedder/model/tokenizer-files.js';
+import { isVocabularyWord } from '../../../../embedder/model/vocabulary.js';
 
 const KEPT = ['cat', 'mp3', '1990s', 'straße', 'ﬁ', '中', 'добро', 'x'.repeat(100)];
 const DROPPED = ['Cat', 'café', 'naïve', 'well-known', "n't", 'u.s.', '中国', 'a\u00adb', 'x'.repeat(101), ''];

@@ -1,0 +1,66 @@
+// Bounded top-k selection shared by the exact vector scan and the lexical scorer: results
+// never depend on scan order because equal scores fall back to the label.
+
+export interface Scored {
+  label: number;
+  score: number;
+}
+
+/** Best first; equal scores fall back to the label so results never depend on scan order. */
+export function compareScored(a: Scored, b: Scored): number {
+  return b.score - a.score || a.label - b.label;
+}
+
+/** Bounded min-heap keeping the k best (score, label) pairs seen. */
+export class TopK {
+  private readonly heap: Scored[] = [];
+  constructor(private readonly k: number) {}
+
+  offer(label: number, score: number): void {
+    const item = { label, score };
+    if (this.heap.length < this.k) {
+      this.heap.push(item);
+      this.siftUp(this.heap.length - 1);
+    } else if (compareScored(item, this.heap[0] as Scored) < 0) {
+      this.heap[0] = item;
+      this.siftDown(0);
+    }
+  }
+
+  sorted(): Scored[] {
+    return [...this.heap].sort(compareScored);
+  }
+
+  /** The heap's root is its worst item: "worse" means it would sort later. */
+  private worse(i: number, j: number): boolean {
+    return compareScored(this.heap[i] as Scored, this.heap[j] as Scored) > 0;
+  }
+
+  private swap(i: number, j: number): void {
+    const tmp = this.heap[i] as Scored;
+    this.heap[i] = this.heap[j] as Scored;
+    this.heap[j] = tmp;
+  }
+
+  private siftUp(i: number): void {
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.worse(i, parent)) return;
+      this.swap(i, parent);
+      i = parent;
+    }
+  }
+
+  private siftDown(i: number): void {
+    for (;;) {
+      const left = 2 * i + 1;
+      const right = left + 1;
+      let worst = i;
+      if (left < this.heap.length && this.worse(left, worst)) worst = left;
+      if (right < this.heap.length && this.worse(right, worst)) worst = right;
+      if (worst === i) return;
+      this.swap(i, worst);
+      i = worst;
+    }
+  }
+}
