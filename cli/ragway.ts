@@ -11,7 +11,7 @@ Usage:
   ragway start   [--port 8080] [--host 127.0.0.1] [--shards 2] [--replicas 1] [--data ./data] [--corpus PATH]
   ragway gateway [--port 8080] [--host 127.0.0.1] --shards SPEC
   ragway shard   --port P --data DIR [--dim D] [--space cosine|ip|l2] [--m 16] [--ef-construction 200] [--ef 64]
-                 [--peers URL[,URL]] [--grace-ms 10000] [--catch-up-timeout-ms 5000]
+                 [--peers URL[,URL]] [--grace-ms 10000] [--catch-up-timeout-ms 5000] [--anti-entropy-interval-ms 10000]
                  [--snapshot-interval-ms 60000] [--snapshot-every 20000] [--wal-retain-records 100000]
   ragway ingest  <folder | file.jsonl | file.md> [--url http://127.0.0.1:8080] [--namespace NS] [--batch 32]
   ragway config  [--markdown]     the settings (environment variables) and their defaults

@@ -78,7 +78,7 @@ export async function runStart(argv: string[]): Promise<void> {
           '--m', String(config.shardM),
           '--ef-construction', String(config.shardEfConstruction),
           '--ef', String(config.shardEfSearch),
-          ...(peers.length > 0 ? ['--peers', peers.join(',')] : []),
+          ...(peers.length > 0 ? ['--peers', peers.join(','), '--anti-entropy-interval-ms', String(config.antiEntropyIntervalMs)] : []),
         ],
         log,
         stopping: stopping.signal,

@@ -27,6 +27,7 @@
 // did.
 import { abortError, createError, isRagwayError, throwIfAborted, type ErrorCode, type RagwayError } from '../core/errors.js';
 import type {
+  AntiEntropyStats,
   DeleteRequest,
   DeleteResponse,
   DocumentResponse,
@@ -124,6 +125,8 @@ export interface ReplicaView {
   last_error: string | null;
   /** Age of the stats above. */
   stats_age_ms: number | null;
+  /** The replica's background anti-entropy with its peers, from its stats (null without peers). */
+  anti_entropy: AntiEntropyStats | null;
 }
 
 /** Counters since construction, for tests and benchmarks (metrics go through the observer). */
@@ -407,6 +410,7 @@ export class ReplicaSet implements ShardClient {
       consecutive_failures: replica.consecutiveFailures,
       last_error: replica.lastError ?? null,
       stats_age_ms: replica.stats === undefined ? null : now - replica.statsAt,
+      anti_entropy: replica.stats?.anti_entropy ?? null,
     }));
   }
 

@@ -415,7 +415,18 @@ export class Scatter {
           return {
             shard,
             name: client.name,
-            replicas: [{ ...base, state, epoch: stats.epoch, wal_seq: stats.wal_seq ?? null, documents: stats.documents, chunks: stats.count, last_error: null }],
+            replicas: [
+              {
+                ...base,
+                state,
+                epoch: stats.epoch,
+                wal_seq: stats.wal_seq ?? null,
+                documents: stats.documents,
+                chunks: stats.count,
+                last_error: null,
+                anti_entropy: stats.anti_entropy ?? null,
+              },
+            ],
           };
         } catch (err) {
           if (signal?.aborted) throw abortError(signal);
@@ -423,7 +434,9 @@ export class Scatter {
           return {
             shard,
             name: client.name,
-            replicas: [{ ...base, state: 'down', epoch: null, wal_seq: null, documents: null, chunks: null, last_error: message, stats_age_ms: null }],
+            replicas: [
+              { ...base, state: 'down', epoch: null, wal_seq: null, documents: null, chunks: null, last_error: message, stats_age_ms: null, anti_entropy: null },
+            ],
           };
         }
       }),

@@ -14,7 +14,9 @@ import { abortError, createError } from '../core/errors.js';
 import { ajvOptions, installErrorHandling } from '../core/http-errors.js';
 import { requestSignal } from '../core/request-signal.js';
 import { catchUpFromPeers, type CatchUpResult } from './catch-up.js';
+import { AntiEntropy } from './anti-entropy.js';
 import { acquireDataDirLock } from './data-dir-lock.js';
+import { DIGEST_PATHS, DigestDocumentsRequest, DigestDocumentsResponse, DigestQuery } from './digest-protocol.js';
 import { FaultInjector } from './faults.js';
 import { IndexStore, type IndexStoreOptions, type WalSettings } from './index-store.js';
 import {
@@ -43,6 +45,7 @@ export const DEFAULT_BODY_LIMIT_BYTES = 64 * 1024 * 1024;
 /** How long a graceful close lets in-flight requests finish before cutting their connections. */
 export const DEFAULT_GRACE_MS = 10_000;
 const DEFAULT_CHANGES_LIMIT = 1_000;
+export const DEFAULT_ANTI_ENTROPY_INTERVAL_MS = 10_000;
 /** Export lines are sent in pieces of about this size (fewer, larger socket writes). */
 const EXPORT_PIECE_CHARS = 256 * 1024;
 
@@ -57,6 +60,8 @@ export interface ShardAppOptions {
   logger?: boolean;
   /** Serve /v1/faults and apply its settings (tests and benchmarks only; otherwise the route is a 404). */
   faults?: boolean;
+  /** Anti-entropy with the peers, whose progress /v1/stats reports. */
+  antiEntropy?: AntiEntropy;
 }
 
 export interface ShardServerOptions
@@ -71,6 +76,8 @@ export interface ShardServerOptions
   peers?: string[];
   /** Serve own data when no peer completed a catch-up within this long (default 5 s). */
   catchUpTimeoutMs?: number;
+  /** With peers: compare digests with one of them this often and pull what is missing (default 10 s; 0 = never). */
+  antiEntropyIntervalMs?: number;
   /** Default grace period of close() (default 10 s). */
   graceMs?: number;
   wal?: WalSettings;
@@ -86,6 +93,8 @@ export interface ShardServer {
   app: FastifyInstance;
   /** Settles when the start-up catch-up is over (at once without peers); the replica is ready then. */
   caughtUp: Promise<CatchUpResult | undefined>;
+  /** Anti-entropy with the peers (undefined without peers); runOnce() forces a round. */
+  antiEntropy: AntiEntropy | undefined;
   /**
    * Stops accepting, lets in-flight requests finish for up to `graceMs` (then cuts their
    * connections), then drains the write-ahead log and snapshots. Idempotent.
@@ -200,7 +209,22 @@ export function buildShardApp(store: IndexStore, options: ShardAppOptions = {}):
       return document;
     },
   );
-  app.get(SHARD_PATHS.stats, { schema: { response: { 200: StatsResponse } } }, async () => store.stats());
+  app.get(SHARD_PATHS.stats, { schema: { response: { 200: StatsResponse } } }, async () =>
+    options.antiEntropy === undefined ? store.stats() : { ...store.stats(), anti_entropy: options.antiEntropy.stats },
+  );
+  app.get<{ Querystring: DigestQuery }>(
+    DIGEST_PATHS.digest,
+    {
+      schema: { querystring: DigestQuery },
+      preValidation: async (request) => coerceIntegers(request.query as Record<string, unknown>, ['bucket']),
+    },
+    async (request) => store.digest(request.query),
+  );
+  app.post<{ Body: DigestDocumentsRequest }>(
+    DIGEST_PATHS.documents,
+    { schema: { body: DigestDocumentsRequest, response: { 200: DigestDocumentsResponse } } },
+    async (request) => ({ documents: store.exportDocuments(request.body.namespace, request.body.document_ids) }),
+  );
   app.get<{ Querystring: ChangesQuery }>(
     SHARD_PATHS.changes,
     {
@@ -316,7 +340,11 @@ export async function startShardServer(options: ShardServerOptions): Promise<Sha
   const peers = options.peers ?? [];
   // Not ready from the very first probe: a replica that was down may be missing writes.
   if (peers.length > 0) store.setState('catching-up');
-  app = buildShardApp(store, { bodyLimitBytes: options.bodyLimitBytes, logger: options.logger, faults: options.faults });
+  const antiEntropy =
+    peers.length === 0
+      ? undefined
+      : new AntiEntropy({ store, peers, intervalMs: options.antiEntropyIntervalMs ?? DEFAULT_ANTI_ENTROPY_INTERVAL_MS, log: notify });
+  app = buildShardApp(store, { bodyLimitBytes: options.bodyLimitBytes, logger: options.logger, faults: options.faults, antiEntropy });
   const host = options.host ?? '127.0.0.1';
   try {
     await app.listen({ host, port: options.port });
@@ -351,8 +379,11 @@ export async function startShardServer(options: ShardServerOptions): Promise<Sha
             return undefined;
           },
         );
+  // Background comparison with the peers begins once the start-up catch-up is over.
+  void caughtUp.then(() => antiEntropy?.start());
   let closed: Promise<void> | undefined;
   return {
+    antiEntropy,
     url,
     port,
     store,
@@ -362,6 +393,7 @@ export async function startShardServer(options: ShardServerOptions): Promise<Sha
       closed ??= (async () => {
         catchUpAbort.abort(createError('RAGWAY_ERR_NOT_READY', 'the shard is shutting down'));
         await caughtUp;
+        await antiEntropy?.close();
         const graceMs = closeOptions?.graceMs ?? options.graceMs ?? DEFAULT_GRACE_MS;
         // Fastify stops accepting and closes idle keep-alive connections at once; requests in
         // flight get the grace period, then their connections are cut.

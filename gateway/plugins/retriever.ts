@@ -41,6 +41,7 @@ export default fp(
     const clients = options.clients ?? replicaSetsFor(config, observer);
     const scatter = new Scatter(clients, observer);
     scatter.start();
+    app.metrics.watchAntiEntropy(() => scatter.cluster(AbortSignal.timeout(1_000)));
     app.addHook('onClose', async () => scatter.close());
 
     try {
