@@ -5,9 +5,9 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { OnnxEmbeddingBackend } from '../embedder/backends/onnx.js';
 import { ensureGloveSifModel } from '../embedder/model/build-model.js';
 import { loadConfig, resolveModelDir } from '../gateway/config.js';
+import { loadEmbeddingBackend } from '../gateway/embedding-backend.js';
 import { evaluateReadiness, type Readiness } from '../gateway/readiness.js';
 import { closeGracefully, onShutdownSignal, startGateway } from '../gateway/server.js';
 import type { FastifyInstance } from 'fastify';
@@ -48,12 +48,8 @@ export async function runStart(argv: string[]): Promise<void> {
   const dataDir = resolve(config.dataDir);
   await mkdir(dataDir, { recursive: true });
 
-  if (config.embedModel === '') await ensureGloveSifModel({ outDir: resolveModelDir(config), log });
-  const backend = await OnnxEmbeddingBackend.load({
-        model: resolveModelDir(config),
-        intraOpNumThreads: config.embedThreads,
-        allowRemoteModels: config.embedAllowDownload,
-      });
+  if (config.embedModel === '' && config.embedUrl === '') await ensureGloveSifModel({ outDir: resolveModelDir(config), log });
+  const backend = await loadEmbeddingBackend(config);
 
   // Aborted the moment a stop begins: no shard is restarted after it, the ingest ends.
   const stopping = new AbortController();

@@ -36,7 +36,7 @@ import {
   type SearchResponse,
   type ShardHit,
   type ShardQuery,
-  type ShardState,
+  type ReplicaSyncState,
   type Space,
   type StatsResponse,
   type UpsertRequest,
@@ -78,7 +78,7 @@ export class IndexStore implements ShardStore {
   private readonly schedule: SnapshotSchedule;
   /** Seq of the last write applied (and logged): the replica's high-water mark. */
   private seq = 0;
-  private replicaState: ShardState = 'ready';
+  private replicaState: ReplicaSyncState = 'ready';
   /** Assigned by open() right after construction (the log replays into the built store). */
   private wal!: WriteAheadLog;
   private closed = false;
@@ -262,11 +262,11 @@ export class IndexStore implements ShardStore {
   }
 
   /** "catching-up" while a restarted replica copies what it missed (set by the server). */
-  get state(): ShardState {
+  get state(): ReplicaSyncState {
     return this.replicaState;
   }
 
-  setState(state: ShardState): void {
+  setState(state: ReplicaSyncState): void {
     this.replicaState = state;
   }
 

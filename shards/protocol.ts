@@ -161,9 +161,12 @@ export type DocumentResponse = Static<typeof DocumentResponse>;
 export const Space = Type.Union([Type.Literal('cosine'), Type.Literal('ip'), Type.Literal('l2')]);
 export type Space = Static<typeof Space>;
 
-/** "ready", or "catching-up" while a restarted replica copies what it missed from a peer. */
-export const ShardState = Type.Union([Type.Literal('ready'), Type.Literal('catching-up')]);
-export type ShardState = Static<typeof ShardState>;
+/**
+ * A replica's own sync state: "ready", or "catching-up" while a restarted replica copies what it
+ * missed from a peer. (The gateway's judgement of a replica is retriever/replica.ts ReplicaHealth.)
+ */
+export const ReplicaSyncState = Type.Union([Type.Literal('ready'), Type.Literal('catching-up')]);
+export type ReplicaSyncState = Static<typeof ReplicaSyncState>;
 
 /** In /v1/stats: what background anti-entropy with the peers has done (shards/digest-protocol.ts). */
 export const AntiEntropyStats = Type.Object({
@@ -207,7 +210,7 @@ export const StatsResponse = Type.Object({
   search_queries: Type.Integer(),
   /** Sequence number of the last write applied (the replica's high-water mark). */
   wal_seq: Type.Integer(),
-  state: ShardState,
+  state: ReplicaSyncState,
   /** Background anti-entropy with the peers (shards/digest-protocol.ts); absent on a replica without peers. */
   anti_entropy: Type.Optional(AntiEntropyStats),
 });

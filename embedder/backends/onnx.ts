@@ -7,7 +7,8 @@
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { endianness } from 'node:os';
-import { basename, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
 
 import { AutoModel, AutoTokenizer, env, LogLevel, Tensor } from '@huggingface/transformers';
 import type { DataType, PreTrainedModel, PreTrainedTokenizer, PretrainedModelOptions } from '@huggingface/transformers';
@@ -26,7 +27,11 @@ export interface OnnxBackendOptions {
   allowRemoteModels?: boolean;
   /** transformers.js dtype ("fp32", "fp16", "q8", …); default: the model's own (fp32 for glove-sif). */
   dtype?: string;
+  /** Execution device; `cuda` needs onnxruntime-node's CUDA binaries and never falls back to CPU. Default cpu. */
+  device?: EmbeddingDevice;
 }
+
+export type EmbeddingDevice = 'cpu' | 'cuda';
 
 /** Upper bound on maxInputTokens whatever the tokenizer claims (some say 1e30). */
 const MAX_INPUT_TOKENS_CAP = 8192;
@@ -72,6 +77,8 @@ export class OnnxEmbeddingBackend implements EmbeddingBackend {
     if (!Number.isInteger(threads) || threads < 1) {
       throw new RangeError(`intraOpNumThreads must be a positive integer, got ${threads}`);
     }
+    const device = options.device ?? 'cpu';
+    if (device === 'cuda') assertCudaProviderInstalled();
     const localDir = localModelDir(options.model);
     // transformers.js joins a relative path that looks like a hub id onto env.localModelPath,
     // so local folders are always passed as absolute paths.
@@ -86,7 +93,7 @@ export class OnnxEmbeddingBackend implements EmbeddingBackend {
     const local_files_only = localDir !== undefined || options.allowRemoteModels !== true;
     const modelOptions: PretrainedModelOptions = {
       local_files_only,
-      device: 'cpu',
+      device,
       session_options: {
         intraOpNumThreads: threads,
         interOpNumThreads: 1,
@@ -302,4 +309,30 @@ function localModelId(dir: string): string {
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * onnxruntime-node ships its CUDA execution provider as a separate download that
+ * `onnxruntime-node-install=skip` leaves out; without it a CUDA session would not start (or,
+ * with some builds, quietly run on CPU). Checked before loading so `RAGWAY_EMBED_DEVICE=cuda`
+ * fails at start with the install step, instead of serving CPU speed under a GPU's name.
+ */
+export function cudaProviderPath(): string {
+  const binding = createRequire(import.meta.url).resolve('onnxruntime-node');
+  return join(dirname(binding), '..', 'bin', 'napi-v6', process.platform, process.arch, 'libonnxruntime_providers_cuda.so');
+}
+
+function assertCudaProviderInstalled(): void {
+  if (process.platform !== 'linux' || process.arch !== 'x64') {
+    throw createError('RAGWAY_ERR_NOT_READY', `RAGWAY_EMBED_DEVICE=cuda: onnxruntime-node has CUDA binaries for linux/x64 only, not ${process.platform}/${process.arch}`);
+  }
+  const path = cudaProviderPath();
+  if (!existsSync(path)) {
+    throw createError(
+      'RAGWAY_ERR_NOT_READY',
+      `RAGWAY_EMBED_DEVICE=cuda, but onnxruntime-node's CUDA execution provider is not installed (${path} is missing). ` +
+        'On a machine with CUDA 12, cuDNN 9 and network access run: ' +
+        'ONNXRUNTIME_NODE_INSTALL=true ONNXRUNTIME_NODE_INSTALL_CUDA=v12 node node_modules/onnxruntime-node/script/install.js',
+    );
+  }
 }

@@ -26,8 +26,12 @@ class Broadcast {
     this.#onSettled = onSettled;
   }
 
-  async *read(signal: AbortSignal | undefined): AsyncGenerator<GenerationEvent> {
+  /** Counted from subscription, not from the first read, so a subscriber about to read keeps the generation. */
+  attach(): void {
     this.#subscribers += 1;
+  }
+
+  async *read(signal: AbortSignal | undefined): AsyncGenerator<GenerationEvent> {
     let next = 0;
     try {
       for (;;) {
@@ -41,15 +45,19 @@ class Broadcast {
         await this.#pullOrWait(signal);
       }
     } finally {
-      this.#subscribers -= 1;
-      if (this.#subscribers === 0 && !this.finished && this.failure === undefined) {
-        // Everyone left: stop the generation and retire this broadcast, so a later identical
-        // request starts afresh instead of joining a cancelled one.
-        this.#controller.abort(signal?.reason);
-        this.failure = { error: signal?.aborted ? abortError(signal) : new Error('generation abandoned') };
-        this.#onSettled();
-        void this.#iterator.return?.();
-      }
+      this.detach(signal);
+    }
+  }
+
+  detach(signal: AbortSignal | undefined): void {
+    this.#subscribers -= 1;
+    if (this.#subscribers === 0 && !this.finished && this.failure === undefined) {
+      // Everyone left: stop the generation and retire this broadcast, so a later identical
+      // request starts afresh instead of joining a cancelled one.
+      this.#controller.abort(signal?.reason);
+      this.failure = { error: signal?.aborted ? abortError(signal) : new Error('generation abandoned') };
+      this.#onSettled();
+      void this.#iterator.return?.();
     }
   }
 
@@ -93,6 +101,8 @@ export interface SharedStream {
   shared: boolean;
   /** Everything produced so far (complete once the stream has ended). */
   recorded: readonly GenerationEvent[];
+  /** Leaves without ever reading `events` (the answer was abandoned before its first token). */
+  release(): void;
 }
 
 export class SharedGenerations {
@@ -116,6 +126,23 @@ export class SharedGenerations {
       broadcast = created;
       this.#running.set(key, created);
     }
-    return { events: broadcast.read(signal), shared, recorded: broadcast.events };
+    const joined = broadcast;
+    joined.attach();
+    let reading = false;
+    return {
+      events: {
+        [Symbol.asyncIterator]: () => {
+          reading = true;
+          return joined.read(signal);
+        },
+      },
+      shared,
+      recorded: joined.events,
+      release: () => {
+        if (reading) return;
+        reading = true;
+        joined.detach(signal);
+      },
+    };
   }
 }

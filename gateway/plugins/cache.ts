@@ -4,7 +4,7 @@
 import fp from 'fastify-plugin';
 import { Gauge } from 'prom-client';
 import { EpochTracker } from '../cache/epoch-tracker.js';
-import { createCaches } from '../caches.js';
+import { createCaches } from '../cache/cache-set.js';
 
 export default fp(
   async (app) => {

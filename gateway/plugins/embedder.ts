@@ -3,8 +3,7 @@
 import fp from 'fastify-plugin';
 import type { EmbeddingBackend } from '../../embedder/backend.js';
 import { EmbeddingBatcher } from '../../embedder/batcher.js';
-import { OnnxEmbeddingBackend } from '../../embedder/backends/onnx.js';
-import { resolveModelDir } from '../config.js';
+import { loadEmbeddingBackend } from '../embedding-backend.js';
 
 export interface EmbedderPluginOptions {
   /** A backend the caller owns (tests share one across apps); it is not closed with the app. */
@@ -15,13 +14,7 @@ export default fp(
   async (app, options: EmbedderPluginOptions) => {
     const { config } = app;
     const owned = options.backend === undefined;
-    const backend =
-      options.backend ??
-      (await OnnxEmbeddingBackend.load({
-        model: resolveModelDir(config),
-        intraOpNumThreads: config.embedThreads,
-        allowRemoteModels: config.embedAllowDownload,
-      }));
+    const backend = options.backend ?? (await loadEmbeddingBackend(config));
     const batcher = new EmbeddingBatcher(
       backend,
       {

@@ -5,7 +5,7 @@ import fp from 'fastify-plugin';
 import { loadUpstreams } from '../config.js';
 import { ExtractiveGenerator } from '../providers/extractive.js';
 import { FailoverGenerator } from '../providers/failover.js';
-import { UpstreamGenerator } from '../providers/openai-compatible.js';
+import { UpstreamGenerator } from '../providers/upstream-generator.js';
 import type { Generator } from '../providers/provider.js';
 import { GeneratorRegistry } from '../providers/registry.js';
 

@@ -5,7 +5,7 @@
 // because switching would repeat or contradict text the client already has. A non-transient
 // error (the upstream rejected the request itself) is the same everywhere, so it is thrown at once.
 import { abortError, type RagwayError } from '../../core/errors.js';
-import { isTransientUpstreamError, UpstreamError } from './openai-compatible.js';
+import { isTransientUpstreamError, UpstreamError } from './upstream-errors.js';
 import type { GenerationEvent, GenerationRequest, Generator } from './provider.js';
 
 export interface FailoverGeneratorOptions {
@@ -18,23 +18,23 @@ export interface FailoverGeneratorOptions {
 export class FailoverGenerator implements Generator {
   readonly id: string;
   readonly ownedBy: string;
-  private readonly generators: readonly Generator[];
+  readonly #generators: readonly Generator[];
 
   constructor(generators: readonly Generator[], options: FailoverGeneratorOptions = {}) {
     const first = generators[0];
     if (first === undefined) throw new Error('FailoverGenerator needs at least one generator');
-    this.generators = [...generators];
+    this.#generators = [...generators];
     this.id = options.id ?? first.id;
     this.ownedBy = options.ownedBy ?? first.ownedBy;
   }
 
   stream(request: GenerationRequest, signal: AbortSignal): AsyncIterable<GenerationEvent> {
-    return this.run(request, signal);
+    return this.#run(request, signal);
   }
 
-  private async *run(request: GenerationRequest, signal: AbortSignal): AsyncGenerator<GenerationEvent, void, undefined> {
+  async *#run(request: GenerationRequest, signal: AbortSignal): AsyncGenerator<GenerationEvent, void, undefined> {
     const failures: RagwayError[] = [];
-    for (const generator of this.generators) {
+    for (const generator of this.#generators) {
       if (signal.aborted) throw abortError(signal);
       const iterator = generator.stream(request, signal)[Symbol.asyncIterator]();
       let first: IteratorResult<GenerationEvent>;

@@ -1,21 +1,17 @@
 // POST /v1/chat/completions — OpenAI-compatible, retrieval-augmented from the latest user
 // message unless `rag.enabled` is false. Sources ride along in a `rag` field that OpenAI
-// SDKs ignore. Streaming follows OpenAI's chunk format exactly (ARCHITECTURE §4): constant
-// id/created, role on the first delta, one finish_reason, the usage chunk when asked for,
-// then `[DONE]` — and an error after the headers is a `data: {"error":…}` frame plus `[DONE]`.
+// SDKs ignore. Streaming follows OpenAI's chunk format exactly (answer/encoders.ts).
 import { randomUUID } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { Filter, Namespace } from '../../../shards/protocol.js';
-import type { AnswerSummary, PreparedAnswer } from '../../answer.js';
 import { createError } from '../../../core/errors.js';
-import { toRagwayError } from '../../../core/http-errors.js';
-import type { ChatMessage } from '../../providers/provider.js';
-import { CacheControlBody, answerCacheHeaders, CacheControlHeaders, DeadlineMs, cacheControl, deadlineMs, setCacheStatus } from '../../request-control.js';
 import { requestSignal } from '../../../core/request-signal.js';
-import { SseStream } from '../../sse.js';
+import { OpenAiChunkEncoder } from '../../answer/encoders.js';
+import type { ChatMessage } from '../../providers/provider.js';
 import { Nullable } from '../../schemas.js';
-import { citationsOf } from './query.js';
+import { replyWithAnswer } from '../answer-reply.js';
+import { CacheControlBody, CacheControlHeaders, DeadlineMs, cacheControl, ragOptions } from '../client-controls.js';
 
 const TextPart = Type.Object({ type: Type.Literal('text'), text: Type.String() });
 const Content = Type.Union([Type.String(), Type.Array(TextPart, { minItems: 1 })], {
@@ -103,94 +99,33 @@ export function conversation(messages: ChatBody['messages']): { question: string
   return { question, history };
 }
 
-function ragField(prepared: PreparedAnswer, summary?: AnswerSummary): Record<string, unknown> {
-  return {
-    sources: prepared.sources,
-    dropped_sources: prepared.droppedSources,
-    coverage: prepared.coverage ?? null,
-    ...(summary ? { citations: citationsOf(prepared, summary), invalid_citations: summary.invalidCitations, timings: summary.timings } : {}),
-  };
-}
-
 export default async function chatCompletionRoutes(app: FastifyInstance): Promise<void> {
   app.post<{ Body: ChatBody; Headers: CacheControlHeaders }>(
     '/v1/chat/completions',
     { schema: { body: chatBodySchema({ maxK: app.config.searchMaxK }), headers: CacheControlHeaders, response: { 200: ChatCompletionResponse } } },
     async (request, reply) => {
-    const body = request.body;
-    const signal = requestSignal(request, reply);
-    const { question, history } = conversation(body.messages);
-    const prepared = await app.answers.prepare(
-      {
-        question,
-        history,
-        model: body.model,
-        rag: {
-          enabled: body.rag?.enabled ?? true,
-          k: body.rag?.k ?? app.config.answerK,
-          namespace: body.rag?.namespace,
-          filter: body.rag?.filter,
-          deadlineMs: deadlineMs(body.rag?.deadline_ms, request.headers, app.config.deadlineMs),
-          requireComplete: body.rag?.require_complete,
+      const body = request.body;
+      const { question, history } = conversation(body.messages);
+      const answer = app.answers.answer(
+        {
+          question,
+          history,
+          model: body.model,
+          rag: ragOptions(body.rag ?? {}, request.headers, { k: app.config.answerK, deadlineMs: app.config.deadlineMs }),
+          maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
+          temperature: body.temperature ?? undefined,
+          topP: body.top_p ?? undefined,
+          stop: body.stop === null || body.stop === undefined ? undefined : typeof body.stop === 'string' ? [body.stop] : body.stop,
+          cache: cacheControl(body.cache, request.headers, app.config.cacheMaxTtlMs),
         },
-        maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
-        temperature: body.temperature ?? undefined,
-        topP: body.top_p ?? undefined,
-        stop: body.stop === null || body.stop === undefined ? undefined : typeof body.stop === 'string' ? [body.stop] : body.stop,
-        cache: cacheControl(body.cache, request.headers),
-      },
-      signal,
-    );
-    const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
-    const created = Math.floor(Date.now() / 1000);
-    const model = prepared.generator.id;
-
-    if (body.stream !== true) {
-      const summary = await app.answers.run(prepared, signal, () => undefined);
-      reply.headers(answerCacheHeaders(prepared));
-      setCacheStatus(reply, summary.cacheStatus);
-      return {
-        id,
-        object: 'chat.completion' as const,
-        created,
-        model,
-        choices: [
-          { index: 0, message: { role: 'assistant', content: summary.text, refusal: null }, logprobs: null, finish_reason: summary.finishReason },
-        ],
-        usage: summary.usage,
-        rag: ragField(prepared, summary),
-      };
-    }
-
-    const includeUsage = body.stream_options?.include_usage === true;
-    const chunk = (choices: unknown[], extra: Record<string, unknown> = {}): string =>
-      JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices, ...(includeUsage ? { usage: null } : {}), ...extra });
-    const sse = new SseStream(reply, { pingIntervalMs: app.config.ssePingMs });
-    sse.open(answerCacheHeaders(prepared));
-    await sse.send(
-      chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }], { rag: ragField(prepared) }),
-    );
-    try {
-      const summary = await app.answers.run(prepared, signal, (delta) =>
-        sse.send(chunk([{ index: 0, delta: { content: delta }, logprobs: null, finish_reason: null }])),
+        requestSignal(request, reply),
       );
-      await sse.send(
-        chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: summary.finishReason }], {
-          rag: { citations: citationsOf(prepared, summary), invalid_citations: summary.invalidCitations, timings: summary.timings },
-        }),
-      );
-      if (includeUsage) {
-        await sse.send(JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices: [], usage: summary.usage }));
-      }
-    } catch (err) {
-      const error = toRagwayError(err);
-      if (error.statusCode >= 500) request.log.error({ err }, 'chat completion stream failed');
-      await sse.send(JSON.stringify(error.toEnvelope()));
-    } finally {
-      await sse.send('[DONE]');
-      sse.end();
-    }
-    return reply;
+      const encoder = new OpenAiChunkEncoder({
+        id: `chatcmpl-${randomUUID().replaceAll('-', '')}`,
+        created: Math.floor(Date.now() / 1000),
+        includeUsage: body.stream_options?.include_usage === true,
+      });
+      return replyWithAnswer(request, reply, answer, encoder, { stream: body.stream === true, pingIntervalMs: app.config.ssePingMs });
     },
   );
 }

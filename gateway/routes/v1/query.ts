@@ -4,12 +4,11 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { Filter, Namespace } from '../../../shards/protocol.js';
-import type { AnswerSummary, PreparedAnswer } from '../../answer.js';
-import { toRagwayError } from '../../../core/http-errors.js';
-import { CacheControlBody, answerCacheHeaders, CacheControlHeaders, DeadlineMs, cacheControl, deadlineMs, setCacheStatus } from '../../request-control.js';
 import { requestSignal } from '../../../core/request-signal.js';
+import { NativeAnswerEncoder } from '../../answer/encoders.js';
 import { Coverage } from '../../schemas.js';
-import { SseStream } from '../../sse.js';
+import { replyWithAnswer } from '../answer-reply.js';
+import { CacheControlBody, CacheControlHeaders, DeadlineMs, cacheControl, ragOptions } from '../client-controls.js';
 
 export function queryBodySchema(options: { maxK: number }) {
   return Type.Object(
@@ -56,13 +55,6 @@ const QueryResponse = Type.Object({
   timings: Type.Record(Type.String(), Type.Number()),
 });
 
-export function citationsOf(prepared: PreparedAnswer, summary: AnswerSummary): Static<typeof Citation>[] {
-  return summary.citations.flatMap((index) => {
-    const source = prepared.sources[index - 1];
-    return source === undefined ? [] : [{ index, id: source.id, document_id: source.document_id }];
-  });
-}
-
 function wantsStream(body: QueryBody, accept: string | undefined): boolean {
   if (body.stream !== undefined) return body.stream;
   return accept?.includes('text/event-stream') === true;
@@ -74,79 +66,22 @@ export default async function queryRoutes(app: FastifyInstance): Promise<void> {
     { schema: { body: queryBodySchema({ maxK: app.config.searchMaxK }), headers: CacheControlHeaders, response: { 200: QueryResponse } } },
     async (request, reply) => {
       const body = request.body;
-      const signal = requestSignal(request, reply);
-      const prepared = await app.answers.prepare(
+      const answer = app.answers.answer(
         {
           question: body.query,
           history: [],
           model: body.model,
-          rag: {
-            enabled: true,
-            k: body.k ?? app.config.answerK,
-            namespace: body.namespace,
-            filter: body.filter,
-            deadlineMs: deadlineMs(body.deadline_ms, request.headers, app.config.deadlineMs),
-            requireComplete: body.require_complete,
-          },
+          rag: ragOptions(body, request.headers, { k: app.config.answerK, deadlineMs: app.config.deadlineMs }),
           maxTokens: body.max_tokens,
           temperature: body.temperature,
-          cache: cacheControl(body.cache, request.headers),
+          cache: cacheControl(body.cache, request.headers, app.config.cacheMaxTtlMs),
         },
-        signal,
+        requestSignal(request, reply),
       );
-
-      if (!wantsStream(body, request.headers.accept)) {
-        const summary = await app.answers.run(prepared, signal, () => undefined);
-        reply.headers(answerCacheHeaders(prepared));
-        setCacheStatus(reply, summary.cacheStatus);
-        return {
-          object: 'query.result' as const,
-          model: prepared.generator.id,
-          answer: summary.text,
-          finish_reason: summary.finishReason,
-          citations: citationsOf(prepared, summary),
-          invalid_citations: summary.invalidCitations,
-          sources: prepared.sources,
-          dropped_sources: prepared.droppedSources,
-          coverage: prepared.coverage ?? null,
-          usage: summary.usage,
-          timings: summary.timings,
-        };
-      }
-
-      const sse = new SseStream(reply, { pingIntervalMs: app.config.ssePingMs });
-      sse.open(answerCacheHeaders(prepared));
-      await sse.send(
-        JSON.stringify({
-          model: prepared.generator.id,
-          sources: prepared.sources,
-          dropped_sources: prepared.droppedSources,
-          coverage: prepared.coverage ?? null,
-        }),
-        'sources',
-      );
-      try {
-        const summary = await app.answers.run(prepared, signal, (text) => sse.send(JSON.stringify({ text }), 'delta'));
-        await sse.send(
-          JSON.stringify({
-            finish_reason: summary.finishReason,
-            usage: summary.usage,
-            citations: citationsOf(prepared, summary),
-            invalid_citations: summary.invalidCitations,
-            coverage: prepared.coverage ?? null,
-            timings: summary.timings,
-          }),
-          'done',
-        );
-      } catch (err) {
-        // Headers are gone: the failure travels in the stream, never as a silent end.
-        const error = toRagwayError(err);
-        if (error.statusCode >= 500) request.log.error({ err }, 'answer stream failed');
-        await sse.send(JSON.stringify(error.toEnvelope()), 'error');
-      } finally {
-        sse.end();
-      }
-      return reply;
+      return replyWithAnswer(request, reply, answer, new NativeAnswerEncoder(), {
+        stream: wantsStream(body, request.headers.accept),
+        pingIntervalMs: app.config.ssePingMs,
+      });
     },
   );
 }

@@ -4,7 +4,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { Filter, Namespace } from '../../../shards/protocol.js';
-import { CacheControlBody, CacheControlHeaders, DeadlineMs, cacheControl, deadlineMs, setCacheStatus } from '../../request-control.js';
+import { CacheControlBody, CacheControlHeaders, DeadlineMs, cacheControl, deadlineMs, setCacheStatus } from '../client-controls.js';
 import { requestSignal } from '../../../core/request-signal.js';
 import { Coverage, SearchHit, SearchTimings } from '../../schemas.js';
 import type { SearchHit as SearchHitType } from '../../schemas.js';
@@ -74,7 +74,7 @@ export default async function searchRoutes(app: FastifyInstance): Promise<void> 
           filter,
           includeText: include === undefined || include.includes('text'),
           includeMetadata: include === undefined || include.includes('metadata'),
-          cache: cacheControl(request.body.cache, request.headers),
+          cache: cacheControl(request.body.cache, request.headers, app.config.cacheMaxTtlMs),
           deadlineMs: deadlineMs(request.body.deadline_ms, request.headers, app.config.deadlineMs),
           requireComplete: request.body.require_complete,
         },

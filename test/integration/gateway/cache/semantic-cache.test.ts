@@ -6,14 +6,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { OnnxEmbeddingBackend } from '../../../../embedder/backends/onnx.js';
-import {
-  DEFAULT_SEMANTIC_THRESHOLD,
-  SemanticCache,
-  evaluatePairs,
-  type LabelledPair,
-  type PairEvaluation,
-  type PairKind,
-} from '../../../../gateway/cache/semantic-cache.js';
+import { DEFAULT_SEMANTIC_THRESHOLD, SemanticCache } from '../../../../gateway/cache/semantic-cache.js';
+import { evaluatePairs, type LabelledPair, type PairEvaluation, type PairKind } from '../../../../loadtest/bench/semantic-pairs.js';
 import { packageRoot } from '../../../../core/package-paths.js';
 import { loadDefaultBackend } from '../../../helpers/cluster.js';
 

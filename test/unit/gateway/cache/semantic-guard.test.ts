@@ -2,7 +2,7 @@
 // quiet on rewordings that keep the meaning (case, punctuation, word order, spelling of names).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { GUARD_RULE_NAMES, guardDifference } from '../../../../gateway/cache/semantic-cache.js';
+import { GUARD_RULE_NAMES, guardDifference } from '../../../../gateway/cache/semantic-guard.js';
 
 /** [rule expected to object, a, b] */
 const DIFFERENT: readonly [string, string, string][] = [

@@ -1,9 +1,9 @@
 // The gateway's cache layers and what keeps them honest: the shards' write epochs. Built
 // once per app (no globals). A layer sized 0 bytes is off.
-import { CacheLayer, type CacheLayerObserver } from './cache/lru-layer.js';
-import { EpochTracker } from './cache/epoch-tracker.js';
-import type { SearchHit, Coverage } from './schemas.js';
-import type { GenerationEvent, Source } from './providers/provider.js';
+import { CacheLayer, type CacheLayerObserver } from './lru-layer.js';
+import { EpochTracker } from './epoch-tracker.js';
+import type { SearchHit, Coverage } from '../schemas.js';
+import type { GenerationEvent, Source } from '../providers/provider.js';
 
 export type CacheMode = 'default' | 'bypass' | 'refresh';
 /** What the response header `x-ragway-cache` says. */

@@ -11,7 +11,7 @@ import type { EmbeddingBatcher } from '../embedder/batcher.js';
 import { coverageError, type Scatter } from '../retriever/scatter.js';
 import { SingleFlight } from './cache/single-flight.js';
 import { cacheKey, normalizeQuery, vectorKey } from './cache/keys.js';
-import type { CacheControl, CacheStatus, CachedRetrieval, Caches } from './caches.js';
+import type { CacheControl, CacheStatus, CachedRetrieval, Caches } from './cache/cache-set.js';
 import { createError, throwIfAborted } from '../core/errors.js';
 import type { Coverage, SearchHit, SearchTimings } from './schemas.js';
 import { roundMs } from './timing.js';
@@ -22,6 +22,8 @@ export type VectorSearch = Pick<Scatter, 'search'>;
 export interface SearchInput {
   query?: string | undefined;
   vector?: readonly number[] | Float32Array | undefined;
+  /** The embedding of normalizeQuery(`query`) when the caller already has it; the cache key is still the text. */
+  queryVector?: Float32Array | undefined;
   k: number;
   /** hnswlib ef for this query; each shard's own default when absent. */
   ef?: number | undefined;
@@ -69,7 +71,7 @@ export class SearchPipeline {
     return this.#batcher.backend.modelId;
   }
 
-  /** The retrieval cache key: normalized query text (or the vector's hash) and every parameter that changes results. */
+  /** The retrieval cache key: normalized query text (what is embedded), or the vector's hash, and every parameter that changes results. */
   retrievalKey(input: SearchInput): string {
     return cacheKey({
       query: input.vector === undefined ? normalizeQuery(input.query ?? '') : undefined,
@@ -86,8 +88,16 @@ export class SearchPipeline {
 
   async search(request: SearchInput, callerSignal?: AbortSignal): Promise<SearchOutput> {
     const started = performance.now();
-    // A JSON vector becomes float32 once, for both the cache key and the shards.
-    const input = request.vector === undefined || request.vector instanceof Float32Array ? request : { ...request, vector: Float32Array.from(request.vector) };
+    // A JSON vector becomes float32 once, for both the cache key and the shards. Query text is
+    // normalised once, and that text is both the cache key and what gets embedded: a key that
+    // folds what the model does not (full-width letters, say) would let one spelling's results
+    // be served for another that embeds differently — cache poisoning.
+    const input =
+      request.vector === undefined
+        ? { ...request, query: normalizeQuery(request.query ?? '') }
+        : request.vector instanceof Float32Array
+          ? request
+          : { ...request, vector: Float32Array.from(request.vector) };
     const mode = input.cache?.mode ?? 'default';
     const layer = this.#caches?.retrieval;
     const epochs = this.#caches?.epochs;
@@ -131,7 +141,7 @@ export class SearchPipeline {
     return this.#output(value, shared ? 'coalesced' : 'miss', started);
   }
 
-  /** The query's embedding through the embedding cache and single-flight. */
+  /** The embedding of exactly this text (callers pass normalizeQuery's), through the embedding cache and single-flight. */
   async embedQuery(query: string, signal?: AbortSignal, mode: CacheControl['mode'] = 'default'): Promise<Float32Array> {
     const layer = this.#caches?.embeddings;
     const embed = async (embedSignal?: AbortSignal): Promise<Float32Array> => {
@@ -158,7 +168,7 @@ export class SearchPipeline {
         ? input.vector instanceof Float32Array
           ? input.vector
           : Float32Array.from(input.vector)
-        : await this.embedQuery(input.query ?? '', signal, input.cache?.mode);
+        : (input.queryVector ?? (await this.embedQuery(input.query ?? '', signal, input.cache?.mode)));
     const embedded = performance.now();
     throwIfAborted(signal);
     // Without an ef, each shard uses its own --ef (raised to k there).

@@ -1,11 +1,11 @@
-// The pipelines the routes call: search (cache → embed → scatter → merge), documents
+// The services the routes call: search (cache → embed → scatter → merge), documents
 // (chunk → embed → owning shard) and answers (search → prompt → generator → citations).
 import { readFileSync } from 'node:fs';
 import fp from 'fastify-plugin';
-import { AnswerService } from '../answer.js';
+import { AnswerService } from '../answer/answer-service.js';
 import { DocumentService } from '../documents.js';
 import { DEFAULT_SYSTEM_TEMPLATE } from '../generation/prompt.js';
-import { SearchPipeline } from '../pipeline.js';
+import { SearchPipeline } from '../search-pipeline.js';
 import { SemanticCache } from '../cache/semantic-cache.js';
 
 export default fp(
@@ -44,5 +44,5 @@ export default fp(
       }),
     );
   },
-  { name: 'ragway-pipelines', dependencies: ['ragway-cache', 'ragway-generator'] },
+  { name: 'ragway-services', dependencies: ['ragway-cache', 'ragway-generator'] },
 );

@@ -1,0 +1,237 @@
+// One read (search, document lookup, stats) from a replica set: sent to ONE replica picked by
+// replicaChoice; a transient failure moves it to another replica within the caller's deadline,
+// a 4xx returns at once, and when nothing is left the error lists every replica's reason. A
+// hedgeable read (a search) still unanswered after the hedge delay goes to a second replica
+// too: the first answer wins and the other call is aborted.
+import { abortError, createError, type RagwayError } from '../core/errors.js';
+import type { HedgePolicy } from './hedge-policy.js';
+import { race, type RaceControl } from './race.js';
+import type { Replica } from './replica.js';
+import { pickReplica } from './replica-choice.js';
+import { classify, describeFailure, type ReplicaMessages } from './replica-failure.js';
+import type { ReplicaMembership } from './replica-membership.js';
+import type { ReplicaSetCounters, ReplicaSetObserver } from './replica-types.js';
+import type { ShardCallOptions, ShardClient } from './shard-client.js';
+
+export type ReplicaCall<T> = (client: ShardClient, signal: AbortSignal, options: ShardCallOptions | undefined) => Promise<T>;
+
+/** What a read needs from its replica set. */
+export interface ReadContext {
+  shard: number;
+  label: string;
+  membership: ReplicaMembership;
+  hedge: HedgePolicy;
+  messages: ReplicaMessages;
+  counters: ReplicaSetCounters;
+  random: () => number;
+  emit: (hook: (observer: ReplicaSetObserver) => void) => void;
+}
+
+export interface ReadRequest<T> {
+  operation: string;
+  call: ReplicaCall<T>;
+  signal: AbortSignal | undefined;
+  options: ShardCallOptions | undefined;
+  /** Searches are hedged and feed the latency windows; lookups and stats are not. */
+  hedgeable: boolean;
+}
+
+interface Attempt {
+  replica: Replica;
+  controller: AbortController;
+  started: number;
+  hedge: boolean;
+  /** Given up on by us (another attempt won, the caller left, the deadline passed). */
+  cancelled: boolean;
+}
+
+export function hedgedRead<T>(context: ReadContext, request: ReadRequest<T>): Promise<T> {
+  const { signal } = request;
+  // Rejections, never synchronous throws: callers treat every ShardClient call as async.
+  if (signal?.aborted) return Promise.reject(abortError(signal));
+  const deadline = request.options?.deadline;
+  const started = performance.now();
+  if (deadline !== undefined && Date.now() >= deadline) {
+    return Promise.reject(context.messages.deadline(request.operation, started, []));
+  }
+  if (request.hedgeable) {
+    context.counters.searches += 1;
+    context.hedge.earn();
+  }
+  return new HedgedRead(context, request, deadline, started).run();
+}
+
+/** The state of one read while it runs: the replicas tried, the calls in flight, what failed. */
+class HedgedRead<T> {
+  readonly #context: ReadContext;
+  readonly #request: ReadRequest<T>;
+  readonly #deadline: number | undefined;
+  readonly #perCall: ShardCallOptions | undefined;
+  readonly #started: number;
+  readonly #tried = new Set<Replica>();
+  readonly #attempts = new Set<Attempt>();
+  readonly #failures: string[] = [];
+  #control: RaceControl<T> | undefined;
+
+  constructor(context: ReadContext, request: ReadRequest<T>, deadline: number | undefined, started: number) {
+    this.#context = context;
+    this.#request = request;
+    this.#deadline = deadline;
+    this.#perCall = deadline === undefined ? undefined : { deadline };
+    this.#started = started;
+  }
+
+  run(): Promise<T> {
+    return race<T>(
+      {
+        signal: this.#request.signal,
+        deadline: this.#deadline,
+        onDeadline: () => this.#fail(this.#deadlineError()),
+        cancel: (reason) => this.#cancelAll(reason),
+      },
+      (control) => {
+        this.#control = control;
+        this.#start(control);
+      },
+    );
+  }
+
+  #start(control: RaceControl<T>): void {
+    const { hedge, counters } = this.#context;
+    if (!this.#launch(false)) {
+      control.fail(this.#unavailableError());
+      return;
+    }
+    const hedgeDelay = this.#request.hedgeable ? hedge.delayMs : undefined;
+    const deadline = this.#deadline;
+    if (hedgeDelay === undefined || (deadline !== undefined && Date.now() + hedgeDelay >= deadline)) return;
+    control.timer(hedgeDelay, () => {
+      if (control.settled || this.#attempts.size === 0 || !hedge.affordable) return;
+      if (this.#pick() === undefined) return;
+      hedge.spend();
+      counters.hedges += 1;
+      this.#context.emit((observer) => observer.onHedge?.(this.#context.shard));
+      this.#launch(true);
+    });
+  }
+
+  get #settled(): boolean {
+    return this.#control?.settled ?? false;
+  }
+
+  #fail(err: RagwayError): void {
+    this.#control?.fail(err);
+  }
+
+  #pick(): Replica | undefined {
+    return pickReplica(this.#context.membership.replicas, this.#tried, this.#context.random);
+  }
+
+  #cancelAll(reason: unknown): void {
+    for (const attempt of this.#attempts) {
+      attempt.cancelled = true;
+      attempt.controller.abort(reason);
+    }
+  }
+
+  #endAttempt(attempt: Attempt): number {
+    this.#attempts.delete(attempt);
+    attempt.replica.inFlight -= 1;
+    return performance.now() - attempt.started;
+  }
+
+  #launch(hedge: boolean): boolean {
+    const replica = this.#pick();
+    if (replica === undefined) return false;
+    this.#tried.add(replica);
+    const attempt: Attempt = { replica, controller: new AbortController(), started: performance.now(), hedge, cancelled: false };
+    this.#attempts.add(attempt);
+    replica.inFlight += 1;
+    let pending: Promise<T>;
+    try {
+      pending = this.#request.call(replica.client, attempt.controller.signal, this.#perCall);
+    } catch (err) {
+      pending = Promise.reject(err);
+    }
+    pending.then(
+      (value) => this.#onSuccess(attempt, value),
+      (err: unknown) => this.#onFailure(attempt, err),
+    );
+    return true;
+  }
+
+  #onSuccess(attempt: Attempt, value: T): void {
+    const elapsed = this.#endAttempt(attempt);
+    if (attempt.cancelled || this.#settled) {
+      noteCancelled(attempt.replica, elapsed);
+      return;
+    }
+    this.#recordSuccess(attempt.replica, elapsed);
+    // The loser's answer is no longer wanted: free its connection and the shard's time.
+    this.#cancelAll(createError('RAGWAY_ERR_CLIENT_CLOSED', `${this.#context.label}: another replica answered first`));
+    this.#control?.settle(value);
+    if (attempt.hedge) {
+      this.#context.counters.hedgesWon += 1;
+      this.#context.emit((observer) => observer.onHedgeWon?.(this.#context.shard));
+    }
+  }
+
+  #onFailure(attempt: Attempt, err: unknown): void {
+    const elapsed = this.#endAttempt(attempt);
+    if (attempt.cancelled || this.#settled) {
+      noteCancelled(attempt.replica, elapsed);
+      return;
+    }
+    const { signal } = this.#request;
+    if (signal?.aborted) {
+      this.#fail(abortError(signal));
+      return;
+    }
+    const kind = classify(err);
+    if (kind === 'fatal') {
+      // The replica answered, just not with data: it is alive.
+      attempt.replica.consecutiveFailures = 0;
+      attempt.replica.contactFailed = false;
+      this.#fail(err as RagwayError);
+      return;
+    }
+    if (kind === 'deadline') {
+      this.#fail(this.#deadlineError());
+      return;
+    }
+    this.#failures.push(describeFailure(attempt.replica, err));
+    this.#context.membership.recordFailure(attempt.replica, err);
+    // A hedge still running may yet answer; only when nothing is left do we move on.
+    if (this.#attempts.size > 0) return;
+    if (this.#launch(false)) {
+      this.#context.counters.failovers += 1;
+      return;
+    }
+    this.#fail(this.#unavailableError());
+  }
+
+  #recordSuccess(replica: Replica, elapsedMs: number): void {
+    replica.noteAnswered();
+    replica.observeLatency(elapsedMs, performance.now());
+    if (this.#request.hedgeable) {
+      replica.latencies.add(elapsedMs);
+      this.#context.hedge.latencies.add(elapsedMs);
+    }
+  }
+
+  #deadlineError(): RagwayError {
+    return this.#context.messages.deadline(this.#request.operation, this.#started, this.#failures);
+  }
+
+  #unavailableError(): RagwayError {
+    return this.#context.messages.unavailable(this.#request.operation, this.#tried, this.#failures);
+  }
+}
+
+/**
+ * A call given up on took at least `elapsedMs`: enough to raise a latency estimate that was
+ * lower (so P2C stops favouring a replica that only ever loses hedges), never to lower one.
+ */
+function noteCancelled(replica: Replica, elapsedMs: number): void {
+  if (replica.ewmaMs === undefined || elapsedMs > replica.ewmaMs) replica.observeLatency(elapsedMs, performance.now());
+}

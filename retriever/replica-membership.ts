@@ -1,0 +1,165 @@
+// Which replicas of a shard are in rotation. A replica that fails `ejection.failures` times in
+// a row is ejected (no reads, no writes) and probed back with exponential backoff; it returns
+// once it answers, and serves reads once it also says it is ready. A background refresh asks
+// every replica for its stats and readiness each period, so a replica nobody reads from is
+// still noticed when it dies, starts catching up, or becomes ready again.
+import type { StatsResponse } from '../shards/protocol.js';
+import type { Replica } from './replica.js';
+import { describe } from './replica-failure.js';
+import type { EjectionOptions, ReplicaSetObserver } from './replica-types.js';
+
+export interface MembershipOptions {
+  shard: number;
+  ejection: EjectionOptions;
+  emit: (hook: (observer: ReplicaSetObserver) => void) => void;
+  random: () => number;
+  probeIntervalMs: number;
+  probeTimeoutMs: number;
+}
+
+export class ReplicaMembership {
+  readonly replicas: readonly Replica[];
+  readonly #options: MembershipOptions;
+  #refreshTimer: NodeJS.Timeout | undefined;
+  #refreshing = false;
+  #closed = false;
+
+  constructor(replicas: readonly Replica[], options: MembershipOptions) {
+    this.replicas = replicas;
+    this.#options = options;
+  }
+
+  get ejection(): EjectionOptions {
+    return this.#options.ejection;
+  }
+
+  /** Time since the least recently contacted replica was asked for stats; Infinity before all were. */
+  get viewAgeMs(): number {
+    const now = Date.now();
+    return Math.max(...this.replicas.map((replica) => (replica.checkedAt === 0 ? Infinity : now - replica.checkedAt)));
+  }
+
+  recordFailure(replica: Replica, err: unknown): void {
+    replica.consecutiveFailures += 1;
+    replica.contactFailed = true;
+    replica.lastError = describe(err);
+    if (!replica.ejected && replica.consecutiveFailures >= this.#options.ejection.failures) this.#eject(replica);
+  }
+
+  noteStats(replica: Replica, stats: StatsResponse): void {
+    replica.stats = stats;
+    replica.statsAt = Date.now();
+    // Shards from before replica catch-up existed send no state: they are always ready.
+    replica.catchingUp = (stats.state as string | undefined) === 'catching-up';
+  }
+
+  /**
+   * Asks every replica not already being probed for its stats and readiness now: what the
+   * background refresh does each period. A replica that cannot be reached counts a failure
+   * (so a replica nobody reads from is still noticed, and ejected, when it dies).
+   */
+  async refresh(): Promise<void> {
+    await Promise.all(
+      this.replicas.map(async (replica) => {
+        if (replica.ejected || replica.probing || replica.probeTimer !== undefined) return;
+        const error = await this.#contact(replica);
+        if (this.#closed) return;
+        if (error !== undefined) this.recordFailure(replica, error);
+        else if (!replica.readable) this.#scheduleProbe(replica, this.#options.ejection.baseBackoffMs);
+      }),
+    );
+  }
+
+  /** Starts the periodic refresh (unref'd: it never keeps the process alive). Idempotent. */
+  start(): void {
+    if (this.#closed || this.#refreshTimer !== undefined || this.#options.probeIntervalMs <= 0) return;
+    const tick = (): void => {
+      if (this.#refreshing) return;
+      this.#refreshing = true;
+      void this.refresh().finally(() => {
+        this.#refreshing = false;
+      });
+    };
+    this.#refreshTimer = setInterval(tick, this.#options.probeIntervalMs);
+    this.#refreshTimer.unref();
+    tick();
+  }
+
+  /** Stops the periodic refresh (probes of ejected replicas go on until close()). */
+  stop(): void {
+    clearInterval(this.#refreshTimer);
+    this.#refreshTimer = undefined;
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.stop();
+    for (const replica of this.replicas) {
+      clearTimeout(replica.probeTimer);
+      replica.probeTimer = undefined;
+    }
+  }
+
+  #eject(replica: Replica): void {
+    replica.ejected = true;
+    replica.backoffMs = this.#options.ejection.baseBackoffMs;
+    this.#options.emit((observer) => observer.onReplicaEjected?.(this.#options.shard, replica.url));
+    this.#scheduleProbe(replica, replica.backoffMs);
+  }
+
+  #scheduleProbe(replica: Replica, delayMs: number): void {
+    if (this.#closed) return;
+    clearTimeout(replica.probeTimer);
+    // Jitter (50–100 %) so replicas ejected together are not probed in lockstep.
+    const delay = Math.max(1, Math.round(delayMs * (0.5 + this.#options.random() * 0.5)));
+    replica.probeTimer = setTimeout(() => void this.#probe(replica), delay);
+    replica.probeTimer.unref();
+  }
+
+  async #probe(replica: Replica): Promise<void> {
+    replica.probeTimer = undefined;
+    if (this.#closed || replica.probing) return;
+    const error = await this.#contact(replica);
+    if (this.#closed) return;
+    const { baseBackoffMs, maxBackoffMs } = this.#options.ejection;
+    if (error !== undefined) {
+      if (replica.ejected) {
+        replica.backoffMs = Math.min(maxBackoffMs, Math.max(baseBackoffMs, replica.backoffMs * 2));
+        this.#scheduleProbe(replica, replica.backoffMs);
+      } else {
+        this.recordFailure(replica, error);
+        if (!replica.ejected) this.#scheduleProbe(replica, baseBackoffMs);
+      }
+      return;
+    }
+    if (replica.ejected) {
+      // It answers again: writes resume now (a catching-up replica needs them); reads once ready.
+      replica.ejected = false;
+      replica.consecutiveFailures = 0;
+      replica.backoffMs = 0;
+      replica.lastError = undefined;
+      this.#options.emit((observer) => observer.onReplicaRestored?.(this.#options.shard, replica.url));
+    }
+    if (!replica.readable) this.#scheduleProbe(replica, baseBackoffMs);
+  }
+
+  /** Stats, then /readyz where the client has it; resolves the error when it could not. */
+  async #contact(replica: Replica): Promise<unknown> {
+    replica.probing = true;
+    replica.checkedAt = Date.now();
+    const signal = AbortSignal.timeout(this.#options.probeTimeoutMs);
+    try {
+      const stats = await replica.client.stats(signal);
+      this.noteStats(replica, stats);
+      replica.notReady = replica.client.ready === undefined ? false : !(await replica.client.ready(signal));
+      replica.contactFailed = false;
+      return undefined;
+    } catch (err) {
+      replica.contactFailed = true;
+      replica.lastError = describe(err);
+      return err ?? new Error('probe failed');
+    } finally {
+      replica.probing = false;
+    }
+  }
+}

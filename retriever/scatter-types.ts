@@ -1,0 +1,124 @@
+// What the scatter takes and returns: queries and their options, merged results with their
+// coverage, write summaries with replica acknowledgements, and the cluster view of a shard.
+import type { Chunk, ShardHit } from '../shards/protocol.js';
+import type { Coverage } from './coverage.js';
+import type { ReplicaAck, ReplicaSetObserver, ReplicaView } from './replica-types.js';
+import type { VersionClock } from './version-clock.js';
+
+/** The shard search endpoint's limit on queries per request (SearchRequest.queries maxItems). */
+export const MAX_QUERIES_PER_REQUEST = 1024;
+
+/**
+ * Metric hooks. The replica hooks (hedges, ejections) are called by the ReplicaSets given the
+ * same observer, not by the scatter; one object can serve both.
+ */
+export interface ScatterObserver extends ReplicaSetObserver {
+  /**
+   * One call per shard request that reached an outcome of its own. `ok` is false when the
+   * shard could not answer (transport, timeout, 5xx); a 4xx answer is the caller's mistake and
+   * counts as ok. A shard that missed the deadline is reported not ok. Calls cancelled because
+   * the caller left or a sibling shard failed are not reported: their duration says nothing
+   * about the shard.
+   */
+  onShardLatency?(shardIndex: number, seconds: number, ok: boolean): void;
+}
+
+export interface ScatterQuery {
+  vector: Float32Array;
+  k: number;
+  namespace: string;
+  filter?: Record<string, unknown>;
+  ef?: number;
+}
+
+export interface IncludeOptions {
+  includeText?: boolean;
+  includeMetadata?: boolean;
+}
+
+export interface DeadlineOptions {
+  /** Absolute deadline, a Date.now() timestamp in ms; no deadline when absent. */
+  deadline?: number;
+}
+
+export interface CompletenessOptions {
+  /** Fail (503, or 504 for a missed deadline) rather than answer without every shard. */
+  requireComplete?: boolean;
+}
+
+export interface BatchSearchOptions extends IncludeOptions, DeadlineOptions, CompletenessOptions {}
+
+export interface SearchOptions extends IncludeOptions, DeadlineOptions, CompletenessOptions {
+  k: number;
+  namespace: string;
+  filter?: Record<string, unknown>;
+  ef?: number;
+}
+
+export interface QueryHits {
+  /** Merged top-k over all shards, best first. */
+  hits: ShardHit[];
+  /** True when at least one shard holds something in the query's namespace. */
+  namespaceFound: boolean;
+}
+
+export interface ScatterBatchResult {
+  /** One entry per query, in query order. */
+  results: QueryHits[];
+  coverage: Coverage;
+  /** Index epoch reported by each shard, by shard index (cache keys include them); -1 for a missing shard. */
+  epochs: number[];
+  /** Round-trip time of each shard's request as seen from here, by shard index. */
+  tookMs: number[];
+}
+
+export interface ScatterSearchResult extends QueryHits {
+  coverage: Coverage;
+  epochs: number[];
+  tookMs: number[];
+}
+
+/** A chunk to write; the vector may still be a Float32Array, it is encoded here. */
+export type ChunkInput = Omit<Chunk, 'vector'> & { vector: Float32Array | string };
+
+export interface UpsertChunksOptions extends DeadlineOptions {
+  /** Drop the chunks of each named document that this call does not carry (re-ingest). */
+  replaceDocuments?: boolean;
+  /** The write's version; default: the next one from this scatter's clock. */
+  version?: number;
+}
+
+export interface DeleteOptions extends DeadlineOptions {
+  version?: number;
+}
+
+export interface UpsertSummary {
+  upserted: number;
+  removed: number;
+  /** New epoch of each shard written to, by shard index; undefined for shards not touched. */
+  epochs: (number | undefined)[];
+  /** The version every replica was given (0 when nothing was written). */
+  version: number;
+  /** Which replicas of each shard acknowledged, by shard index; undefined for shards not touched. */
+  replicas: (ReplicaAck[] | undefined)[];
+}
+
+export interface DeleteSummary {
+  documentsDeleted: number;
+  chunksDeleted: number;
+  epochs: (number | undefined)[];
+  version: number;
+  replicas: (ReplicaAck[] | undefined)[];
+}
+
+export interface ScatterOptions {
+  /** Issues write versions; default a fresh clock owned by this scatter. */
+  versionClock?: VersionClock;
+}
+
+/** One shard in the cluster view (GET /v1/cluster). */
+export interface ShardView {
+  shard: number;
+  name: string;
+  replicas: ReplicaView[];
+}
