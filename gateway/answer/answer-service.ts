@@ -166,6 +166,7 @@ export class AnswerService {
       timings: {
         ...plan.retrievalTimings,
         first_token_ms: roundMs((firstTokenAt ?? finished) - generationStarted),
+        time_to_first_token_ms: roundMs((firstTokenAt ?? finished) - plan.startedAt),
         generation_ms: roundMs(finished - generationStarted),
         total_ms: roundMs(finished - plan.startedAt),
       },

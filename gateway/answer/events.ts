@@ -11,7 +11,10 @@ export interface AnswerTimings {
   embed_ms: number;
   search_ms: number;
   retrieval_ms: number;
+  /** From the start of generation to its first delta. */
   first_token_ms: number;
+  /** From the request reaching the answer service (cache lookup and retrieval included) to the first delta: what a client waits for. */
+  time_to_first_token_ms: number;
   generation_ms: number;
   total_ms: number;
 }

@@ -14,6 +14,7 @@ import { readGloveVectors } from '../../embedder/model/glove-source.js';
 import { HttpShardClient } from '../../retriever/http-shard-client.js';
 import { shardForDocument } from '../../retriever/routing.js';
 import { encodeVector, type Chunk } from '../../shards/protocol.js';
+import { postJson } from './load-generator.js';
 
 const { HierarchicalNSW } = hnswlib;
 const K = 10;
@@ -161,7 +162,7 @@ async function gatewaySeries(options: {
       await Promise.all(
         Array.from({ length: options.concurrency }, async () => {
           for (let q = next++; q < options.queryCount; q = next++) {
-            const response = await pool.request({ method: 'POST', path: '/v1/search', headers: { 'content-type': 'application/json' }, body: requests[q] as string });
+            const response = await postJson(pool, '/v1/search', requests[q] as string);
             const json = (await response.body.json()) as { results: { id: string }[] };
             found[q] = json.results.map((hit) => Number(hit.id));
           }

@@ -14,7 +14,7 @@ import { DEFAULT_SEMANTIC_THRESHOLD } from '../../gateway/cache/semantic-cache.j
 import { evaluatePairs, type LabelledPair, type PairEvaluation } from './semantic-pairs.js';
 import { packageRoot } from '../../core/package-paths.js';
 import { QUESTIONS, sampleSentences, startBenchCluster, type BenchCluster } from './bench-cluster.js';
-import { closedLoop, percentile, type LoadResult } from './load-generator.js';
+import { closedLoop, percentile, postJson, type LoadResult } from './load-generator.js';
 
 export interface LatencyPair {
   hitP50Ms: number;
@@ -73,7 +73,7 @@ async function throughput(url: string, path: string, bodies: (worker: number, it
       durationMs: options.durationMs,
       warmupMs: 300,
       send: async (worker, iteration) => {
-        const response = await pool.request({ method: 'POST', path, headers: { 'content-type': 'application/json' }, body: bodies(worker, iteration) });
+        const response = await postJson(pool, path, bodies(worker, iteration));
         await response.body.dump();
         return response.statusCode === 200;
       },
@@ -138,12 +138,7 @@ export async function benchCaching(options: { quick: boolean; workDir: string; b
       durationMs,
       warmupMs: 0,
       send: async (worker, iteration) => {
-        const response = await pool.request({
-          method: 'POST',
-          path: '/v1/search',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ query: stream[(100_000 + worker * 7_919 + iteration * concurrency) % stream.length], k: 10 }),
-        });
+        const response = await postJson(pool, '/v1/search', { query: stream[(100_000 + worker * 7_919 + iteration * concurrency) % stream.length], k: 10 });
         total += 1;
         if (response.headers['x-ragway-cache'] === 'hit' || response.headers['x-ragway-cache'] === 'coalesced') hits += 1;
         await response.body.dump();

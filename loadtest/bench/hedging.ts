@@ -3,7 +3,7 @@
 // gateway with hedging off, then one with it on, against the same shards in the same run.
 import { Pool, request } from 'undici';
 import { QUESTIONS, startBenchCluster } from './bench-cluster.js';
-import { closedLoop, type LoadResult } from './load-generator.js';
+import { closedLoop, postJson, type LoadResult } from './load-generator.js';
 
 /**
  * Hedge once a call is slower than this share of the shard's recent calls. With 5% of calls
@@ -82,11 +82,10 @@ async function run(hedge: boolean, stragglers: 'one' | 'all', options: { quick: 
       durationMs,
       warmupMs: 1_000,
       send: async (worker, iteration) => {
-        const response = await pool.request({
-          method: 'POST',
-          path: '/v1/search',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ query: `${QUESTIONS[(worker + iteration) % QUESTIONS.length]} ${iteration % 50}`, k: 10, cache: { mode: 'bypass' } }),
+        const response = await postJson(pool, '/v1/search', {
+          query: `${QUESTIONS[(worker + iteration) % QUESTIONS.length]} ${iteration % 50}`,
+          k: 10,
+          cache: { mode: 'bypass' },
         });
         await response.body.dump();
         return response.statusCode === 200;

@@ -1,6 +1,12 @@
 // A closed-loop load generator: `concurrency` workers each send a request, wait for the
 // answer, and send the next, for `durationMs`. Latencies are kept whole (a few hundred
 // thousand numbers at most) so percentiles are exact, not bucketed.
+import type { Dispatcher, Pool } from 'undici';
+
+/** POSTs a JSON body (an object, or text already serialized) through a pool. */
+export function postJson(pool: Pool, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Dispatcher.ResponseData> {
+  return pool.request({ method: 'POST', path, headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+}
 
 export interface LoadResult {
   requests: number;

@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { ServiceProcess } from '../../cli/service-process.js';
-import { percentile } from './load-generator.js';
+import { percentile, postJson } from './load-generator.js';
 
 export interface StreamStats {
   streams: number;
@@ -44,7 +44,7 @@ async function startUpstream(script: Record<string, unknown>): Promise<{ child: 
 /** One streamed chat completion; returns time to first content delta and the delta arrival span. */
 async function oneStream(pool: Pool, path: string, body: string): Promise<{ ttftMs: number; tokens: number; spanMs: number }> {
   const started = performance.now();
-  const response = await pool.request({ method: 'POST', path, headers: { 'content-type': 'application/json' }, body });
+  const response = await postJson(pool, path, body);
   if (response.statusCode !== 200) throw new Error(`${path} → ${response.statusCode}: ${await response.body.text()}`);
   let buffer = '';
   let first: number | undefined;

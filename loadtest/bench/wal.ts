@@ -14,7 +14,7 @@ import { IndexStore } from '../../shards/index-store.js';
 import { PROTOCOL_HEADER, PROTOCOL_VERSION, encodeVector, type Chunk } from '../../shards/protocol.js';
 import { startShardServer } from '../../shards/server.js';
 import { WriteAheadLog } from '../../shards/wal.js';
-import { closedLoop, type LoadResult } from './load-generator.js';
+import { closedLoop, postJson, type LoadResult } from './load-generator.js';
 import { du } from './wal-disk.js';
 
 const DIM = 100;
@@ -109,12 +109,7 @@ async function upsertRun(dataDir: string, groupCommit: boolean, durationMs: numb
       warmupMs: Math.min(500, durationMs / 4),
       send: async () => {
         const i = next++;
-        const response = await pool.request({
-          method: 'POST',
-          path: '/v1/upsert',
-          headers: { 'content-type': 'application/json', [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) },
-          body: JSON.stringify({ chunks: [chunk(i, vectors[i % vectors.length] as Float32Array)] }),
-        });
+        const response = await postJson(pool, '/v1/upsert', { chunks: [chunk(i, vectors[i % vectors.length] as Float32Array)] }, { [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) });
         await response.body.text();
         return response.statusCode === 200;
       },

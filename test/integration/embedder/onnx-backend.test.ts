@@ -10,7 +10,7 @@ import { OnnxEmbeddingBackend } from '../../../embedder/backends/onnx.js';
 import { buildGloveSifModel } from '../../../embedder/model/build-model.js';
 import { loadExpectedHashes, verifyModelDir } from '../../../embedder/model/model-hashes.js';
 import type { BuildManifest } from '../../../embedder/model/model-hashes.js';
-import { isRagwayError } from '../../../core/errors.js';
+import { hasCode } from '../../helpers/errors.js';
 
 const CAT = 'The cat rested on the carpet';
 const KITTEN = 'The kitten slept on the rug';
@@ -24,10 +24,6 @@ function cosine(a: Float32Array, b: Float32Array): number {
 
 function norm(v: Float32Array): number {
   return Math.sqrt(cosine(v, v));
-}
-
-function hasCode(code: string): (err: unknown) => boolean {
-  return (err) => isRagwayError(err) && err.code === code;
 }
 
 describe('glove-sif-100d through OnnxEmbeddingBackend', () => {
@@ -135,7 +131,7 @@ describe('glove-sif-100d through OnnxEmbeddingBackend', () => {
   it('fails to load a missing model without going to the network', async () => {
     await assert.rejects(
       OnnxEmbeddingBackend.load({ model: 'ragway-test/no-such-model' }),
-      (err: unknown) => hasCode('RAGWAY_ERR_NOT_READY')(err) && /remote models are disabled/.test((err as Error).message),
+      hasCode('RAGWAY_ERR_NOT_READY', /remote models are disabled/),
     );
   });
 

@@ -240,7 +240,7 @@ describe('answer APIs', () => {
       assert.equal(done.finish_reason, 'stop');
       assert.equal(typeof done.usage.completion_tokens, 'number');
       assert.deepEqual(done.citations.map((c: { document_id: string }) => c.document_id), ['cache.md']);
-      for (const stage of ['embed_ms', 'search_ms', 'first_token_ms', 'total_ms']) assert.equal(typeof done.timings[stage], 'number', stage);
+      for (const stage of ['embed_ms', 'search_ms', 'first_token_ms', 'time_to_first_token_ms', 'total_ms']) assert.equal(typeof done.timings[stage], 'number', stage);
       assert.ok(comments.includes('ping'), 'idle stream got a ping');
     });
 

@@ -5,12 +5,13 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { isRagwayError, type ErrorCode } from '../../../core/errors.js';
+import { isRagwayError } from '../../../core/errors.js';
 import { HttpShardClient, checkShard } from '../../../retriever/http-shard-client.js';
 import { Scatter } from '../../../retriever/scatter.js';
 import { DEADLINE_HEADER, PROTOCOL_HEADER, PROTOCOL_VERSION, encodeVector } from '../../../shards/protocol.js';
 import { startShardServer, type ShardServer } from '../../../shards/server.js';
 import { CONTRACT_DIM, CONTRACT_SPACE, shardClientContract } from '../../unit/retriever/shard-client-contract.js';
+import { hasCode } from '../../helpers/errors.js';
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'ragway-http-shard-'));
@@ -55,15 +56,6 @@ async function fixtureServer(
 async function stop(server: Server): Promise<void> {
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
-}
-
-function hasCode(code: ErrorCode, messagePattern?: RegExp): (err: unknown) => boolean {
-  return (err) => {
-    assert.ok(isRagwayError(err), `expected a RagwayError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    if (messagePattern) assert.match(err.message, messagePattern);
-    return true;
-  };
 }
 
 const QUERY = {

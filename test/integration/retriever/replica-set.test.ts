@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { ServiceProcess } from '../../../cli/service-process.js';
 import { isRagwayError } from '../../../core/errors.js';
@@ -13,7 +14,6 @@ import { randomUnitVectors } from '../../helpers/random.js';
 
 const DIM = 8;
 const NS = 'ns';
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;

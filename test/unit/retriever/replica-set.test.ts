@@ -11,7 +11,7 @@ import { mulberry32 } from '../../helpers/random.js';
 import { ControlledReplica, DIM, NS, chunks, hasCode, query, recordingObserver, refused, sleep, vectors } from './replica-fixtures.js';
 import { CONTRACT_DIM, CONTRACT_SPACE, shardClientContract } from './shard-client-contract.js';
 
-// A replica set is a ShardClient like any other: same answers, same errors (ARCHITECTURE §5.7).
+// A replica set is a ShardClient like any other: same answers, same errors (docs/architecture.md §6.7).
 shardClientContract('ReplicaSet over two in-process replicas', async () => {
   const dirs = [0, 1].map(() => mkdtempSync(join(tmpdir(), 'ragway-replica-contract-')));
   const stores = dirs.map((dataDir) => IndexStore.open({ dataDir, dim: CONTRACT_DIM, space: CONTRACT_SPACE, autoSaveMs: 0 }));

@@ -3,20 +3,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { abortError, createError, isRagwayError, type ErrorCode } from '../../../core/errors.js';
+import { createError } from '../../../core/errors.js';
 import { InProcessShardClient } from '../../../retriever/in-process-shard-client.js';
 import { mergeTopK } from '../../../retriever/merge.js';
 import { Scatter, type ChunkInput } from '../../../retriever/scatter.js';
-import type { ShardClient } from '../../../retriever/shard-client.js';
-import type {
-  DeleteResponse,
-  DocumentResponse,
-  SearchResponse,
-  ShardHit,
-  StatsResponse,
-  UpsertResponse,
-} from '../../../shards/protocol.js';
+import type { ShardHit } from '../../../shards/protocol.js';
 import { IndexStore, type IndexStoreOptions } from '../../../shards/index-store.js';
+import { hasCode } from '../../helpers/errors.js';
+import { BrokenShardClient, StuckShardClient } from '../../helpers/fake-shard-clients.js';
 import { mulberry32 } from '../../helpers/random.js';
 
 const DIM = 48;
@@ -114,73 +108,6 @@ function openShardSet(shards: number, options: Omit<IndexStoreOptions, 'dataDir'
 function dropShardSet(fixture: ShardSetFixture): void {
   // Not store.close(): that would snapshot 10k vectors to disk only to delete them.
   for (const dir of fixture.dirs) rmSync(dir, { recursive: true, force: true });
-}
-
-function hasCode(code: ErrorCode, messagePattern?: RegExp): (err: unknown) => boolean {
-  return (err) => {
-    assert.ok(isRagwayError(err), `expected a RagwayError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    if (messagePattern) assert.match(err.message, messagePattern);
-    return true;
-  };
-}
-
-/** A shard whose every call fails the way a crashed process or a broken disk would. */
-class BrokenShardClient implements ShardClient {
-  constructor(readonly name: string) {}
-  private fail(): Promise<never> {
-    return Promise.reject(new Error('disk on fire'));
-  }
-  search(): Promise<SearchResponse> {
-    return this.fail();
-  }
-  upsert(): Promise<UpsertResponse> {
-    return this.fail();
-  }
-  delete(): Promise<DeleteResponse> {
-    return this.fail();
-  }
-  getDocument(): Promise<DocumentResponse | undefined> {
-    return this.fail();
-  }
-  stats(): Promise<StatsResponse> {
-    return this.fail();
-  }
-  async close(): Promise<void> {}
-}
-
-/** A shard that never answers: its calls settle only when their signal aborts. */
-class StuckShardClient implements ShardClient {
-  aborted = 0;
-  constructor(readonly name: string) {}
-  private hang<T>(signal?: AbortSignal): Promise<T> {
-    return new Promise<T>((_, reject) => {
-      signal?.addEventListener(
-        'abort',
-        () => {
-          this.aborted += 1;
-          reject(abortError(signal));
-        },
-        { once: true },
-      );
-    });
-  }
-  search(_request: unknown, signal?: AbortSignal): Promise<SearchResponse> {
-    return this.hang(signal);
-  }
-  upsert(_request: unknown, signal?: AbortSignal): Promise<UpsertResponse> {
-    return this.hang(signal);
-  }
-  delete(_request: unknown, signal?: AbortSignal): Promise<DeleteResponse> {
-    return this.hang(signal);
-  }
-  getDocument(_ns: string, _id: string, signal?: AbortSignal): Promise<DocumentResponse | undefined> {
-    return this.hang(signal);
-  }
-  stats(signal?: AbortSignal): Promise<StatsResponse> {
-    return this.hang(signal);
-  }
-  async close(): Promise<void> {}
 }
 
 describe('Scatter over in-process shards (10k clustered vectors)', () => {

@@ -7,42 +7,23 @@ import { isRagwayError } from '../../../core/errors.js';
 import { InProcessShardClient } from '../../../retriever/in-process-shard-client.js';
 import { Scatter } from '../../../retriever/scatter.js';
 import { SearchCoalescer } from '../../../retriever/search-coalescer.js';
-import type { ShardClient } from '../../../retriever/shard-client.js';
-import type { SearchRequest, SearchResponse } from '../../../shards/protocol.js';
 import { IndexStore } from '../../../shards/index-store.js';
+import { RecordingShardClient } from '../../helpers/fake-shard-clients.js';
 import { randomUnitVectors } from '../../helpers/random.js';
 
 const DIM = 16;
 
-/** Delegates to a real client and records the size of every search request it forwards. */
-class RecordingClient implements ShardClient {
-  readonly requests: number[] = [];
-  constructor(private readonly inner: ShardClient) {}
-  get name(): string {
-    return this.inner.name;
-  }
-  search(request: SearchRequest, signal?: AbortSignal): Promise<SearchResponse> {
-    this.requests.push(request.queries.length);
-    return this.inner.search(request, signal);
-  }
-  upsert = (...args: Parameters<ShardClient['upsert']>) => this.inner.upsert(...args);
-  delete = (...args: Parameters<ShardClient['delete']>) => this.inner.delete(...args);
-  getDocument = (...args: Parameters<ShardClient['getDocument']>) => this.inner.getDocument(...args);
-  stats = (...args: Parameters<ShardClient['stats']>) => this.inner.stats(...args);
-  close = () => this.inner.close();
-}
-
 describe('SearchCoalescer', () => {
   let dir: string;
   let stores: IndexStore[];
-  let clients: RecordingClient[];
+  let clients: RecordingShardClient[];
   let scatter: Scatter;
   const vectors = randomUnitVectors(400, DIM, 7);
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ragway-coalescer-'));
     stores = [0, 1].map((i) => IndexStore.open({ dataDir: join(dir, `s${i}`), dim: DIM, space: 'cosine', autoSaveMs: 0 }));
-    clients = stores.map((store, i) => new RecordingClient(new InProcessShardClient(store, { label: `shard-${i}` })));
+    clients = stores.map((store, i) => new RecordingShardClient(new InProcessShardClient(store, { label: `shard-${i}` })));
     scatter = new Scatter(clients);
     await scatter.upsertChunks(
       vectors.map((vector, i) => ({ id: `c${i}`, document_id: `d${i}`, namespace: 'ns', text: `t${i}`, metadata: { even: i % 2 === 0 }, vector })),

@@ -1,11 +1,12 @@
-// The one suite every ShardClient passes (ARCHITECTURE §5.7): the in-process client over an
+// The one suite every ShardClient passes (docs/architecture.md §6.7): the in-process client over an
 // IndexStore and the HTTP client over a real shard server must be indistinguishable to the
 // code above them, errors included. Not a *.test.ts file: the runners import it.
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { isRagwayError, type ErrorCode } from '../../../core/errors.js';
+import { isRagwayError } from '../../../core/errors.js';
 import type { ShardClient } from '../../../retriever/shard-client.js';
 import { PROTOCOL_VERSION, encodeVector, type Chunk, type SearchRequest } from '../../../shards/protocol.js';
+import { hasCode } from '../../helpers/errors.js';
 
 /** The shard behind makeClient() must be empty, with this dimension and space. */
 export const CONTRACT_DIM = 8;
@@ -54,14 +55,6 @@ const CORPUS: Chunk[] = [
 
 function searchRequest(vector: Float32Array, extra: Partial<SearchRequest['queries'][number]> = {}): SearchRequest {
   return { queries: [{ vector: encodeVector(vector), k: 10, namespace: NS, ...extra }] };
-}
-
-function hasCode(code: ErrorCode): (err: unknown) => boolean {
-  return (err) => {
-    assert.ok(isRagwayError(err), `expected a RagwayError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    return true;
-  };
 }
 
 export function shardClientContract(name: string, makeClient: () => Promise<ContractClient>): void {

@@ -1,10 +1,9 @@
 // Versions, tombstones, the write-ahead log under IndexStore, the change feed and the
 // export: the store-level half of "replicas converge and survive crashes".
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { isRagwayError } from '../../../core/errors.js';
 import { IndexStore, type IndexStoreOptions } from '../../../shards/index-store.js';
 import {
@@ -16,21 +15,13 @@ import {
   type SearchRequest,
   type UpsertRequest,
 } from '../../../shards/protocol.js';
+import { freshDir, openStore as openTestStore } from '../../helpers/index-store.js';
 import { mulberry32, randomUnitVectors } from '../../helpers/random.js';
 
 const DIM = 8;
-const root = mkdtempSync(join(tmpdir(), 'ragway-replication-'));
-after(() => rmSync(root, { recursive: true, force: true }));
-
-let dirCounter = 0;
-function freshDir(): string {
-  dirCounter += 1;
-  return join(root, `store-${dirCounter}`);
-}
-
 /** Exact search (no HNSW approximation), so stores built in different orders must answer alike. */
 function openStore(overrides: Partial<IndexStoreOptions> = {}): IndexStore {
-  return IndexStore.open({ dataDir: freshDir(), dim: DIM, space: 'cosine', autoSaveMs: 0, bruteForceThreshold: 1_000_000, ...overrides });
+  return openTestStore({ dim: DIM, bruteForceThreshold: 1_000_000, ...overrides });
 }
 
 type Write = { op: 'upsert'; request: UpsertRequest } | { op: 'delete'; request: DeleteRequest };

@@ -1,26 +1,10 @@
 // Shared by the IndexStore unit tests: fresh stores in a temp dir, chunk batches and
 // exact ground truth to compare searches against.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after } from 'node:test';
 import { isRagwayError } from '../../../core/errors.js';
-import { IndexStore, type IndexStoreOptions } from '../../../shards/index-store.js';
+import type { IndexStore } from '../../../shards/index-store.js';
 import { encodeVector, type Chunk, type SearchRequest, type ShardQuery } from '../../../shards/protocol.js';
-export const DIM = 16;
-const root = mkdtempSync(join(tmpdir(), 'ragway-index-store-'));
-after(() => rmSync(root, { recursive: true, force: true }));
-
-let dirCounter = 0;
-export function freshDir(): string {
-  dirCounter += 1;
-  return join(root, `store-${dirCounter}`);
-}
-
-export function openStore(overrides: Partial<IndexStoreOptions> = {}): IndexStore {
-  return IndexStore.open({ dataDir: freshDir(), dim: DIM, space: 'cosine', autoSaveMs: 0, ...overrides });
-}
+export { STORE_DIM as DIM, freshDir, openStore } from '../../helpers/index-store.js';
 
 export function makeChunks(vectors: Float32Array[], options: { namespace?: string; perDocument?: number; prefix?: string } = {}): Chunk[] {
   const { namespace = 'default', perDocument = 4, prefix = 'c' } = options;

@@ -1,18 +1,11 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
+import { tempDirs } from '../../helpers/temp-dirs.js';
 import { encodeRecord, WriteAheadLog, type WalOptions, type WalRecord } from '../../../shards/wal.js';
 
-const root = mkdtempSync(join(tmpdir(), 'ragway-wal-'));
-after(() => rmSync(root, { recursive: true, force: true }));
-
-let dirCounter = 0;
-function freshDir(): string {
-  dirCounter += 1;
-  return join(root, `wal-${dirCounter}`);
-}
+const freshDir = tempDirs('wal');
 
 function record(seq: number, size = 40): WalRecord {
   return { seq, op: seq % 5 === 0 ? 'delete' : 'upsert', request: { n: seq, pad: 'x'.repeat(size) } };

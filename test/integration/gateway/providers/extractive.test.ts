@@ -4,7 +4,6 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { EmbeddingBatcher } from '../../../../embedder/batcher.js';
 import type { OnnxEmbeddingBackend } from '../../../../embedder/backends/onnx.js';
-import { isRagwayError } from '../../../../core/errors.js';
 import { checkCitations } from '../../../../gateway/generation/prompt.js';
 import {
   ExtractiveGenerator,
@@ -14,6 +13,7 @@ import {
 import type { ExtractiveGeneratorOptions } from '../../../../gateway/providers/extractive.js';
 import type { GenerationEvent, GenerationRequest, Source } from '../../../../gateway/providers/provider.js';
 import { loadDefaultBackend } from '../../../helpers/cluster.js';
+import { hasCode } from '../../../helpers/errors.js';
 
 const CACHE = [
   '# Cache TTLs',
@@ -67,10 +67,6 @@ async function collect(stream: AsyncIterable<GenerationEvent>): Promise<Collecte
   assert.equal(dones.length, 1, 'exactly one done');
   assert.equal(events.at(-1)?.type, 'done', 'done comes last');
   return { events, deltas, text: deltas.join(''), done: dones[0] as Collected['done'] };
-}
-
-function hasCode(code: string): (err: unknown) => boolean {
-  return (err) => isRagwayError(err) && err.code === code;
 }
 
 describe('ExtractiveGenerator with glove-sif-100d', () => {

@@ -79,7 +79,7 @@ async function collect(stream: AsyncIterable<AnswerEvent>): Promise<AnswerEvent[
 function encode(events: readonly AnswerEvent[], encoder: AnswerEncoder): SseFrame[] {
   const comparable = events.map((event) =>
     event.type === 'done'
-      ? { ...event, timings: { embed_ms: 0, search_ms: 0, retrieval_ms: 0, first_token_ms: 0, generation_ms: 0, total_ms: 0 } }
+      ? { ...event, timings: { embed_ms: 0, search_ms: 0, retrieval_ms: 0, first_token_ms: 0, time_to_first_token_ms: 0, generation_ms: 0, total_ms: 0 } }
       : event.type === 'sources'
         ? { ...event, cache: { status: 'miss' as const } }
         : event,

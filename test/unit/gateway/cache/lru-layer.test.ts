@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CacheLayer, type EvictionReason } from '../../../../gateway/cache/lru-layer.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const stringBytes = (value: string): number => value.length * 2;
 
 /** A deterministic PRNG, so a failing flood can be replayed. */
