@@ -100,7 +100,9 @@ describe('anti-entropy between running replicas (real processes)', () => {
     const missed = 60 + 10 + 10 + 5;
     assert.equal((await http.call(b, 'GET', '/readyz')).status, 200, 'B stayed up and ready throughout');
     const expected = await http.contents(a);
-    assert.notDeepEqual(await http.contents(b), expected, 'B really missed the writes');
+    // B may already be pulling (the digest routes are not faulted, and a slow machine gives it
+    // rounds meanwhile); that it missed every one of these writes is shown below by its
+    // repair count: a write B applied itself is never repaired.
     assert.ok(expected.filter((doc) => doc.tombstone === true).length >= 10, 'A keeps the deletes as tombstones');
 
     // B's faults end; anti-entropy is the only way back (its writes are not re-sent).
