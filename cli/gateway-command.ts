@@ -1,4 +1,5 @@
 // `ragway gateway`: the gateway alone, in front of shards that run elsewhere.
+import { join } from 'node:path';
 import { ConfigError, loadConfig, parseShardSpec } from '../gateway/config.js';
 import { closeGracefully, onShutdownSignal, startGateway } from '../gateway/server.js';
 import { integerFlag, parseFlags } from './args.js';
@@ -14,6 +15,7 @@ export async function runGateway(argv: string[]): Promise<void> {
     host: values.host,
     shards: values.shards,
   });
+  if (config.keysFile === '') config.keysFile = join(config.dataDir, 'keys.json');
   // Checked before the model loads, so a typo fails in milliseconds, not after start-up.
   if (parseShardSpec(config.shards).length === 0) {
     throw new ConfigError('no shards configured: pass --shards SPEC or set RAGWAY_SHARDS');

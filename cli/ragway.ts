@@ -10,10 +10,12 @@ const USAGE = `ragway — RAG inference serving gateway
 Usage:
   ragway start   [--port 8080] [--host 127.0.0.1] [--shards 2] [--replicas 1] [--data ./data] [--corpus PATH]
   ragway gateway [--port 8080] [--host 127.0.0.1] --shards SPEC
-  ragway shard   --port P --data DIR [--dim D] [--space cosine|ip|l2] [--m 16] [--ef-construction 200] [--ef 64]
+  ragway shard   --port P --data DIR [--cluster-token-file FILE] [--dim D] [--space cosine|ip|l2] [--m 16] [--ef-construction 200] [--ef 64]
                  [--peers URL[,URL]] [--grace-ms 10000] [--catch-up-timeout-ms 5000] [--anti-entropy-interval-ms 10000]
                  [--snapshot-interval-ms 60000] [--snapshot-every 20000] [--wal-retain-records 100000]
   ragway ingest  <folder | file.jsonl | file.md> [--url http://127.0.0.1:8080] [--namespace NS] [--batch 32]
+  ragway keys    create --name NAME [--scopes read,write,admin] [--namespaces NS[,prefix-*]] [--rps N] [--burst N]
+                 [--tpm N] [--max-streams N] | list [--json] | revoke ID|NAME     (all take [--file PATH])
   ragway config  [--markdown]     the settings (environment variables) and their defaults
 
 SPEC lists shard URLs: shards separated by ';', replicas of one shard by ','.
@@ -31,6 +33,8 @@ async function main(argv: string[]): Promise<void> {
       return (await import('./shard-command.js')).runShard(rest);
     case 'ingest':
       return (await import('./ingest-command.js')).runIngest(rest);
+    case 'keys':
+      return (await import('./keys-command.js')).runKeys(rest);
     case 'config':
       return (await import('./config-command.js')).runConfig(rest);
     case '--version':

@@ -6,6 +6,8 @@
 import { onShutdownSignal } from '../core/shutdown-signal.js';
 import { parseUrlList, UrlListError } from '../core/url-list.js';
 import { startShardServer } from '../shards/server.js';
+import { isLoopbackHost } from '../core/secrets.js';
+import { ConfigError, loadClusterToken, loadConfig } from '../gateway/config.js';
 import { integerFlag, parseFlags, UsageError } from './args.js';
 
 const SPACES = ['cosine', 'ip', 'l2'] as const;
@@ -31,6 +33,7 @@ export async function runShard(argv: string[]): Promise<void> {
     'snapshot-every': { type: 'string' },
     'wal-retain-records': { type: 'string' },
     log: { type: 'boolean' },
+    'cluster-token-file': { type: 'string' },
   });
   if (values.data === undefined) throw new UsageError('ragway shard needs --data DIR');
   const space = (values.space ?? 'cosine') as SpaceName;
@@ -49,8 +52,22 @@ export async function runShard(argv: string[]): Promise<void> {
   // The CLI is where the environment is read (besides gateway/config.ts): fault injection
   // exists for tests and benchmarks and must never be on by accident.
   const faults = process.env['RAGWAY_FAULTS'] === '1';
+  const host = values.host ?? '127.0.0.1';
+  const settings = loadConfig(undefined, values['cluster-token-file'] !== undefined ? { clusterTokenFile: values['cluster-token-file'] } : {});
+  const clusterToken = loadClusterToken(settings);
+  if (clusterToken === undefined) {
+    // The same safe default as the gateway's: open only to this machine, unless switched off on purpose.
+    if (!isLoopbackHost(host) && settings.auth !== 'off') {
+      throw new ConfigError(
+        `refusing to listen on ${host} without a cluster credential: pass --cluster-token-file FILE (or RAGWAY_CLUSTER_TOKEN), ` +
+          'or set RAGWAY_AUTH=off to accept calls from anyone who can reach the port',
+      );
+    }
+    process.stderr.write(`ragway shard: WARNING: no cluster credential; any process that can reach ${host} may read and write this shard\n`);
+  }
   const server = await startShardServer({
-    host: values.host ?? '127.0.0.1',
+    host,
+    clusterToken,
     port: integerFlag('port', values.port, 0, 65_535) ?? 7_001,
     dataDir: values.data,
     dim: integerFlag('dim', values.dim, 1, 65_536) ?? DEFAULT_DIM,

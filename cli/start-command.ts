@@ -2,11 +2,13 @@
 // empty data dir the sample corpus — stopped cleanly on Ctrl-C or SIGTERM. The gateway
 // listens before the first-run ingest and says 503 (with its progress) on /readyz until it
 // is over; "ragway ready on" is printed when /readyz would answer 200, not before.
-import { mkdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureGloveSifModel } from '../embedder/model/build-model.js';
-import { loadConfig, resolveModelDir } from '../gateway/config.js';
+import { loadClusterToken, loadConfig, resolveModelDir } from '../gateway/config.js';
+import { generateToken } from '../core/secrets.js';
 import { loadEmbeddingBackend } from '../gateway/embedding-backend.js';
 import { evaluateReadiness, type Readiness } from '../gateway/readiness.js';
 import { closeGracefully, onShutdownSignal, startGateway } from '../gateway/server.js';
@@ -18,6 +20,8 @@ import { ServiceProcess } from './service-process.js';
 
 const READY_CHECK_TIMEOUT_MS = 2_000;
 const READY_POLL_MS = 200;
+const CLUSTER_TOKEN_FILE = 'cluster-token';
+const KEYS_FILE = 'keys.json';
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -47,6 +51,9 @@ export async function runStart(argv: string[]): Promise<void> {
   );
   const dataDir = resolve(config.dataDir);
   await mkdir(dataDir, { recursive: true });
+  const tokenFile = await ensureClusterToken(dataDir);
+  const clusterToken = loadClusterToken({ clusterToken: '', clusterTokenFile: tokenFile });
+  if (config.keysFile === '') config.keysFile = join(dataDir, KEYS_FILE);
 
   if (config.embedModel === '' && config.embedUrl === '') await ensureGloveSifModel({ outDir: resolveModelDir(config), log });
   const backend = await loadEmbeddingBackend(config);
@@ -75,6 +82,7 @@ export async function runStart(argv: string[]): Promise<void> {
           '--ef-construction', String(config.shardEfConstruction),
           '--ef', String(config.shardEfSearch),
           ...(peers.length > 0 ? ['--peers', peers.join(','), '--anti-entropy-interval-ms', String(config.antiEntropyIntervalMs)] : []),
+          '--cluster-token-file', tokenFile,
         ],
         log,
         stopping: stopping.signal,
@@ -112,7 +120,7 @@ export async function runStart(argv: string[]): Promise<void> {
     const ingest = new FirstRunIngest({ dataDir, corpusPath: values.corpus, log });
     let release: (() => void) | undefined;
     const running = await startGateway(
-      { ...config, shards: spec },
+      { ...config, shards: spec, clusterToken: clusterToken ?? '' },
       { embeddingBackend: backend },
       { beforeListen: (built) => void (release = built.lifecycle.holds.hold('first-run-ingest', () => ingest.progress())) },
     );
@@ -152,4 +160,19 @@ async function waitUntilReady(app: FastifyInstance, signal: AbortSignal): Promis
     await sleep(READY_POLL_MS, undefined, { signal }).catch(() => undefined);
   }
   return undefined;
+}
+
+/**
+ * The cluster credential of this data dir: made once (0600, only this user can read it) and
+ * reused, so restarted shards and the gateway keep agreeing on it.
+ */
+async function ensureClusterToken(dataDir: string): Promise<string> {
+  const path = join(dataDir, CLUSTER_TOKEN_FILE);
+  if (!existsSync(path)) {
+    await writeFile(path, `${generateToken('rgwc_')}\n`, { mode: 0o600, flag: 'wx' }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+  }
+  await chmod(path, 0o600);
+  return path;
 }

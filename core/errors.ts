@@ -15,6 +15,8 @@ export const ERRORS = {
   RAGWAY_ERR_PROTOCOL_MISMATCH: { statusCode: 400, type: 'invalid_request_error' },
   RAGWAY_ERR_UNAUTHORIZED: { statusCode: 401, type: 'authentication_error' },
   RAGWAY_ERR_NAMESPACE_FORBIDDEN: { statusCode: 403, type: 'permission_error' },
+  /** The key is valid but lacks the scope (read, write, admin) the route needs. */
+  RAGWAY_ERR_FORBIDDEN: { statusCode: 403, type: 'permission_error' },
   RAGWAY_ERR_NOT_FOUND: { statusCode: 404, type: 'not_found_error' },
   RAGWAY_ERR_NAMESPACE_NOT_FOUND: { statusCode: 404, type: 'not_found_error' },
   RAGWAY_ERR_MODEL_NOT_FOUND: { statusCode: 404, type: 'invalid_request_error' },
@@ -24,12 +26,16 @@ export const ERRORS = {
   RAGWAY_ERR_UNSUPPORTED_MEDIA_TYPE: { statusCode: 415, type: 'invalid_request_error' },
   RAGWAY_ERR_BODY_TOO_LARGE: { statusCode: 413, type: 'invalid_request_error' },
   RAGWAY_ERR_OVERLOADED: { statusCode: 429, type: 'rate_limit_error' },
+  /** A key's own request or token budget is spent for now (Retry-After says when it refills). */
+  RAGWAY_ERR_RATE_LIMITED: { statusCode: 429, type: 'rate_limit_error' },
   RAGWAY_ERR_CLIENT_CLOSED: { statusCode: 499, type: 'client_closed_request' },
   RAGWAY_ERR_INTERNAL: { statusCode: 500, type: 'server_error' },
   RAGWAY_ERR_SHARD_ERROR: { statusCode: 502, type: 'server_error' },
   /** Every configured upstream failed to connect, answered 5xx, or broke its stream. */
   RAGWAY_ERR_UPSTREAM_UNAVAILABLE: { statusCode: 502, type: 'server_error' },
   RAGWAY_ERR_NOT_READY: { statusCode: 503, type: 'server_error' },
+  /** Admission control: this route class is at its concurrency limit and its queue is full. */
+  RAGWAY_ERR_SATURATED: { statusCode: 503, type: 'server_error' },
   RAGWAY_ERR_SHARD_UNAVAILABLE: { statusCode: 503, type: 'server_error' },
   RAGWAY_ERR_DEADLINE_EXCEEDED: { statusCode: 504, type: 'timeout_error' },
   /** An upstream did not connect, send its first token, or send its next chunk in time. */

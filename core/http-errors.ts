@@ -25,7 +25,11 @@ export function paramFromInstancePath(instancePath: string, missingProperty?: st
 
 function validationError(error: FastifyError): RagwayError {
   // The last issue is the outermost: for anyOf it is the summary, not one branch's complaint.
-  const issue = (error.validation?.at(-1) ?? {}) as ValidationIssue;
+  // An if/then/else schema's summary ("must match else schema") says nothing: the branch's own
+  // issue, just before it, does.
+  const issues = (error.validation ?? []) as ValidationIssue[];
+  const last = issues.at(-1);
+  const issue = (last?.keyword === 'if' && issues.length > 1 ? issues.at(-2) : last) ?? {};
   const missing = typeof issue.params?.['missingProperty'] === 'string' ? issue.params['missingProperty'] : undefined;
   const extra =
     typeof issue.params?.['additionalProperty'] === 'string' ? issue.params['additionalProperty'] : undefined;

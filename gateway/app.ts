@@ -8,7 +8,7 @@ import type { Scatter } from '../retriever/scatter.js';
 import type { ShardClient } from '../retriever/shard-client.js';
 import type { Config } from './config.js';
 import type { DocumentService } from './documents.js';
-import { ajvOptions, installErrorHandling } from '../core/http-errors.js';
+import { ajvOptions, installErrorHandling, sendError, toRagwayError } from '../core/http-errors.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { SearchPipeline } from './search-pipeline.js';
 import type { AnswerService } from './answer/answer-service.js';
@@ -16,6 +16,7 @@ import type { Generator } from './providers/provider.js';
 import type { GeneratorRegistry } from './providers/registry.js';
 import type { SearchCoalescer } from '../retriever/search-coalescer.js';
 import type { Caches } from './cache/cache-set.js';
+import accessPlugin from './plugins/access.js';
 import apiDocsPlugin from './plugins/api-docs.js';
 import cachePlugin from './plugins/cache.js';
 import lifecyclePlugin, { type Lifecycle } from './plugins/lifecycle.js';
@@ -49,6 +50,14 @@ declare module 'fastify' {
   }
 }
 
+const REDACTED_LOG_PATHS = [
+  'req.headers.authorization',
+  'req.headers["x-api-key"]',
+  'req.headers["x-ragway-cluster-token"]',
+  'headers.authorization',
+  'headers["x-api-key"]',
+];
+
 export interface AppDependencies {
   /** Shared embedding backend (owned by the caller). */
   embeddingBackend?: EmbeddingBackend;
@@ -66,13 +75,18 @@ export interface AppDependencies {
 
 export async function buildApp(config: Config, dependencies: AppDependencies = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: dependencies.logger ?? (config.logLevel === 'silent' ? false : { level: config.logLevel }),
+    // Keys and credentials never reach a log line, whatever a serializer includes.
+    logger: dependencies.logger ?? (config.logLevel === 'silent' ? false : { level: config.logLevel, redact: REDACTED_LOG_PATHS }),
     bodyLimit: config.maxBodyBytes,
     ajv: ajvOptions(),
     // Long-running streams must not be cut by Node's default request timeout.
     requestTimeout: 0,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // Errors Fastify raises before routing (a malformed URL escape) get the envelope too.
+    frameworkErrors: (error, _request, reply) => {
+      sendError(reply, toRagwayError(error));
+    },
   });
   app.decorate('config', config);
   if (dependencies.onRoute !== undefined) app.addHook('onRoute', dependencies.onRoute);
@@ -82,6 +96,7 @@ export async function buildApp(config: Config, dependencies: AppDependencies = {
   await app.register(apiDocsPlugin);
   await app.register(lifecyclePlugin);
   await app.register(metricsPlugin, { defaultMetrics: dependencies.defaultMetrics ?? true });
+  await app.register(accessPlugin);
   await app.register(embedderPlugin, dependencies.embeddingBackend ? { backend: dependencies.embeddingBackend } : {});
   await app.register(retrieverPlugin, dependencies.shardClients ? { clients: dependencies.shardClients } : {});
   await app.register(cachePlugin);

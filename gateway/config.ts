@@ -240,6 +240,24 @@ export const SETTINGS = {
     1,
   ),
   semanticCacheEntries: integer('RAGWAY_SEMANTIC_CACHE_ENTRIES', 10_000, 'Earlier questions remembered by the semantic cache.', 1, 10_000_000),
+  auth: oneOf(
+    'RAGWAY_AUTH',
+    ['auto', 'on', 'off'],
+    'auto',
+    'API keys: `auto` requires them once a keys file exists and refuses to listen beyond loopback without one; `on` requires them always; `off` serves everyone (say so deliberately).',
+  ),
+  keysFile: string('RAGWAY_KEYS_FILE', '', 'The API keys file (`ragway keys`); empty means `<RAGWAY_DATA_DIR>/keys.json` for `ragway start` and `ragway gateway`.'),
+  keysPollMs: integer('RAGWAY_KEYS_POLL_MS', 250, 'How often the keys file is checked for changes (a revoked key stops working within this).', 10, 60_000),
+  metricsRequireAdmin: boolean('RAGWAY_METRICS_REQUIRE_ADMIN', false, 'With API keys on, `/metrics` needs a key with the `admin` scope (off: open, for scrapers).'),
+  clusterToken: secret('RAGWAY_CLUSTER_TOKEN', 'The cluster credential shards require from the gateway (never logged); `ragway start` makes one per data dir.'),
+  clusterTokenFile: string('RAGWAY_CLUSTER_TOKEN_FILE', '', 'File holding the cluster credential (used when `RAGWAY_CLUSTER_TOKEN` is empty).'),
+  redisUrl: secret('RAGWAY_REDIS_URL', 'Redis for rate limits shared by every gateway replica (`redis://host:6379`); empty keeps them in memory.'),
+  admission: boolean('RAGWAY_ADMISSION', true, 'Admission control: per route class concurrency limits with a short queue; beyond it 503 with Retry-After.'),
+  admitSearchConcurrency: integer('RAGWAY_ADMIT_SEARCH_CONCURRENCY', 256, 'Searches (`/v1/search`, `/v1/embeddings`) running at once.', 1, 1_000_000),
+  admitGenerationConcurrency: integer('RAGWAY_ADMIT_GENERATION_CONCURRENCY', 256, 'Answers (`/v1/query`, `/v1/chat/completions`, streams included) running at once.', 1, 1_000_000),
+  admitIngestConcurrency: integer('RAGWAY_ADMIT_INGEST_CONCURRENCY', 16, 'Document writes and deletes running at once.', 1, 1_000_000),
+  admitQueueLength: integer('RAGWAY_ADMIT_QUEUE_LENGTH', 256, 'Requests per route class allowed to wait for a slot; beyond it they get 503 at once.', 0, 1_000_000),
+  admitQueueTimeoutMs: integer('RAGWAY_ADMIT_QUEUE_TIMEOUT_MS', 1_000, 'Longest a request waits for a slot before it gets 503.', 1, 600_000),
   logLevel: oneOf('RAGWAY_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info', 'Log level (JSON logs on stdout).'),
 } as const;
 
@@ -398,6 +416,21 @@ export function parseShardSpec(spec: string): string[][] {
     .split(';')
     .filter((shard) => shard.trim().replaceAll(',', '') !== '')
     .map((shard) => splitUrls(shard, 'shard URL'));
+}
+
+/** The cluster credential: RAGWAY_CLUSTER_TOKEN, else the first line of RAGWAY_CLUSTER_TOKEN_FILE; undefined when neither is set. */
+export function loadClusterToken(config: Pick<Config, 'clusterToken' | 'clusterTokenFile'>): string | undefined {
+  if (config.clusterToken !== '') return config.clusterToken;
+  if (config.clusterTokenFile === '') return undefined;
+  let text: string;
+  try {
+    text = readFileSync(config.clusterTokenFile, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`RAGWAY_CLUSTER_TOKEN_FILE ${config.clusterTokenFile}: ${(err as Error).message}`);
+  }
+  const token = text.split('\n')[0]?.trim() ?? '';
+  if (token.length < 16) throw new ConfigError(`RAGWAY_CLUSTER_TOKEN_FILE ${config.clusterTokenFile} holds no credential of at least 16 characters`);
+  return token;
 }
 
 /** Settings for logging: secrets replaced so configs can be printed at start. */

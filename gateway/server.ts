@@ -2,7 +2,8 @@
 // use buildApp directly.
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type AppDependencies } from './app.js';
-import type { Config } from './config.js';
+import { ConfigError, type Config } from './config.js';
+import { isLoopbackHost } from '../core/secrets.js';
 
 export { onShutdownSignal } from '../core/shutdown-signal.js';
 
@@ -22,6 +23,7 @@ export interface StartOptions {
 export async function startGateway(config: Config, dependencies: AppDependencies = {}, options: StartOptions = {}): Promise<RunningGateway> {
   const app = await buildApp(config, dependencies);
   try {
+    checkExposure(app, config);
     options.beforeListen?.(app);
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {
@@ -44,4 +46,28 @@ export async function closeGracefully(app: FastifyInstance, graceMs: number): Pr
   if (!drained) app.log.warn({ remaining }, `grace period of ${graceMs} ms over; closing ${remaining} requests still in flight`);
   app.server.closeAllConnections();
   await app.close();
+}
+
+/**
+ * The safe default: without API keys the gateway serves only this machine, and says so;
+ * listening beyond loopback without keys needs RAGWAY_AUTH=off, said out loud.
+ */
+function checkExposure(app: FastifyInstance, config: Config): void {
+  const where = `${config.host}:${config.port}`;
+  if (app.access.mode === 'open') {
+    if (!isLoopbackHost(config.host)) {
+      throw new ConfigError(
+        `refusing to listen on ${where} without API keys: anyone who can reach it could read and delete every namespace. ` +
+          'Create a key (`ragway keys create --name NAME --scopes read,write --namespaces "*"`, with RAGWAY_KEYS_FILE), ' +
+          'or set RAGWAY_AUTH=off to serve without authentication on purpose.',
+      );
+    }
+    const line = `WARNING: no API keys configured; serving WITHOUT authentication on loopback (${where}) only. Create keys with \`ragway keys create\`.`;
+    app.log.warn(line);
+    process.stderr.write(`ragway: ${line}\n`);
+  } else if (app.access.mode === 'off') {
+    const line = `WARNING: authentication is switched OFF (RAGWAY_AUTH=off): anyone who can reach ${where} can read, write and delete every namespace.`;
+    app.log.warn(line);
+    process.stderr.write(`ragway: ${line}\n`);
+  }
 }

@@ -23,7 +23,9 @@ import {
   type UpsertRequest,
   type UpsertResponse,
 } from '../shards/protocol.js';
+import { CLUSTER_TOKEN_HEADER, NAMESPACES_HEADER } from '../shards/access.js';
 import type { ShardCallOptions, ShardClient } from './shard-client.js';
+import type { TenantScope } from './tenant-scope.js';
 
 export { checkShard } from './check-shard.js';
 
@@ -36,6 +38,10 @@ export interface HttpShardClientOptions {
   connectTimeoutMs?: number;
   /** Limit on waiting for response headers and on gaps between body chunks. Default 30000 ms. */
   requestTimeoutMs?: number;
+  /** The cluster credential, sent on every request (shards started with one refuse calls without it). */
+  clusterToken?: string | undefined;
+  /** Where the calling request's namespace scope is found (sent as NAMESPACES_HEADER). */
+  tenantScope?: TenantScope | undefined;
 }
 
 const DEFAULT_CONNECTIONS = 16;
@@ -51,6 +57,8 @@ export class HttpShardClient implements ShardClient {
   private readonly pool: Pool;
   private readonly basePath: string;
   private readonly requestTimeoutMs: number;
+  private readonly clusterToken: string | undefined;
+  private readonly tenantScope: TenantScope | undefined;
 
   constructor(url: string | URL, options: HttpShardClientOptions = {}) {
     const parsed = new URL(url);
@@ -62,6 +70,8 @@ export class HttpShardClient implements ShardClient {
     this.url = parsed.origin + this.basePath;
     this.name = `${options.label ?? 'shard'} (${this.url})`;
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.clusterToken = options.clusterToken === '' ? undefined : options.clusterToken;
+    this.tenantScope = options.tenantScope;
     this.pool = new Pool(parsed.origin, {
       connections: options.connections ?? DEFAULT_CONNECTIONS,
       connectTimeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
@@ -116,7 +126,7 @@ export class HttpShardClient implements ShardClient {
       response = await this.pool.request({
         method: 'GET',
         path: this.basePath + SHARD_PATHS.ready,
-        headers: { accept: 'application/json', [PROTOCOL_HEADER]: PROTOCOL_VALUE },
+        headers: this.baseHeaders(),
         signal: signal ?? null,
         headersTimeout: this.requestTimeoutMs,
         bodyTimeout: this.requestTimeoutMs,
@@ -142,7 +152,7 @@ export class HttpShardClient implements ShardClient {
     options: ShardCallOptions | undefined,
   ): Promise<T> {
     throwIfAborted(signal);
-    const headers: Record<string, string> = { accept: 'application/json', [PROTOCOL_HEADER]: PROTOCOL_VALUE };
+    const headers = this.baseHeaders();
     if (body !== undefined) headers['content-type'] = 'application/json';
 
     // A deadline becomes its own abort: the request stops at the deadline even when the
@@ -189,6 +199,14 @@ export class HttpShardClient implements ShardClient {
       if (forward !== undefined) signal?.removeEventListener('abort', forward);
     }
     return this.interpret<T>(method, path, response, text);
+  }
+
+  private baseHeaders(): Record<string, string> {
+    const headers: Record<string, string> = { accept: 'application/json', [PROTOCOL_HEADER]: PROTOCOL_VALUE };
+    if (this.clusterToken !== undefined) headers[CLUSTER_TOKEN_HEADER] = this.clusterToken;
+    const scope = this.tenantScope?.current();
+    if (scope !== undefined) headers[NAMESPACES_HEADER] = scope;
+    return headers;
   }
 
   private interpret<T>(method: string, path: string, response: Dispatcher.ResponseData, text: string): T {

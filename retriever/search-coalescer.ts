@@ -21,6 +21,7 @@
 import { abortError, createError, isRagwayError, throwIfAborted } from '../core/errors.js';
 import type { IncludeOptions, Scatter, ScatterQuery, ScatterSearchResult, SearchOptions } from './scatter.js';
 import { MAX_QUERIES_PER_REQUEST, coverageError } from './scatter.js';
+import type { TenantScope } from './tenant-scope.js';
 
 interface Pending {
   query: ScatterQuery;
@@ -38,20 +39,27 @@ export interface CoalescerOptions {
   maxBatch?: number;
   /** Called with the size of every batch sent (for metrics). */
   onBatch?: (queries: number) => void;
+  /**
+   * The callers' namespace scopes: only queries of one scope share a batch, and the batch is
+   * sent inside it, so a shard judges every query by the key that asked it.
+   */
+  tenantScope?: TenantScope;
 }
 
 export class SearchCoalescer {
   readonly #scatter: Scatter;
   readonly #maxBatch: number;
   readonly #onBatch: ((queries: number) => void) | undefined;
-  /** Pending queries grouped by their include options (a shard request has one setting). */
-  #groups = new Map<string, { include: IncludeOptions; pending: Pending[] }>();
+  readonly #tenantScope: TenantScope | undefined;
+  /** Pending queries grouped by their include options (a shard request has one setting) and scope. */
+  #groups = new Map<string, { include: IncludeOptions; scope: string | undefined; pending: Pending[] }>();
   #immediate: NodeJS.Immediate | undefined;
 
   constructor(scatter: Scatter, options: CoalescerOptions = {}) {
     this.#scatter = scatter;
     this.#maxBatch = Math.min(options.maxBatch ?? 64, MAX_QUERIES_PER_REQUEST);
     this.#onBatch = options.onBatch;
+    this.#tenantScope = options.tenantScope;
   }
 
   search(vector: Float32Array, options: SearchOptions, signal?: AbortSignal): Promise<ScatterSearchResult> {
@@ -60,7 +68,8 @@ export class SearchCoalescer {
     const query: ScatterQuery = { vector, k, namespace };
     if (filter !== undefined) query.filter = filter;
     if (ef !== undefined) query.ef = ef;
-    const key = `${include.includeText !== false}:${include.includeMetadata !== false}`;
+    const scope = this.#tenantScope?.current();
+    const key = `${include.includeText !== false}:${include.includeMetadata !== false}:${scope ?? ''}`;
 
     return new Promise<ScatterSearchResult>((resolve, reject) => {
       const onAbort = (): void => {
@@ -91,7 +100,7 @@ export class SearchCoalescer {
       signal?.addEventListener('abort', onAbort, { once: true });
       let group = this.#groups.get(key);
       if (group === undefined) {
-        group = { include, pending: [] };
+        group = { include, scope, pending: [] };
         this.#groups.set(key, group);
       }
       group.pending.push(pending);
@@ -103,10 +112,13 @@ export class SearchCoalescer {
     this.#immediate = undefined;
     const groups = this.#groups;
     this.#groups = new Map();
-    for (const { include, pending } of groups.values()) {
+    for (const { include, scope, pending } of groups.values()) {
       const live = pending.filter((entry) => !entry.settled);
       for (let start = 0; start < live.length; start += this.#maxBatch) {
-        void this.#send(live.slice(start, start + this.#maxBatch), include);
+        const batch = live.slice(start, start + this.#maxBatch);
+        // The immediate runs in the first caller's context: each batch gets its own scope.
+        if (this.#tenantScope === undefined) void this.#send(batch, include);
+        else void this.#tenantScope.runFormatted(scope, () => this.#send(batch, include));
       }
     }
   }

@@ -33,6 +33,8 @@ export interface AntiEntropyOptions {
   intervalMs: number;
   /** Per request (default 30 s). */
   requestTimeoutMs?: number;
+  /** The cluster credential the peers require (sent in CLUSTER_TOKEN_HEADER). */
+  clusterToken?: string | undefined;
   log?: (level: 'info' | 'warn', message: string) => void;
 }
 
@@ -136,7 +138,7 @@ export class AntiEntropy {
     let requests = 0;
     const fetchJson = async <T>(path: string, body?: unknown): Promise<T> => {
       requests += 1;
-      const response = await peerRequest(peer, path, this.#agent, { signal, requestTimeoutMs: this.#options.requestTimeoutMs ?? 30_000 }, body);
+      const response = await peerRequest(peer, path, this.#agent, { signal, requestTimeoutMs: this.#options.requestTimeoutMs ?? 30_000, clusterToken: this.#options.clusterToken }, body);
       return JSON.parse(await response.body.text()) as T;
     };
     const theirs = await fetchJson<RootDigest>(DIGEST_PATHS.digest);

@@ -30,6 +30,7 @@ import {
   type ExportHeader,
   type ExportLine,
 } from './protocol.js';
+import { CLUSTER_TOKEN_HEADER } from './access.js';
 
 export interface CatchUpOptions {
   store: IndexStore;
@@ -43,6 +44,8 @@ export interface CatchUpOptions {
   /** Per request: headers and idle body (default 60 s; an export streams much longer than that in total). */
   requestTimeoutMs?: number;
   log?: (level: 'info' | 'warn', message: string) => void;
+  /** The cluster credential, sent to peers (they refuse the feed without it). */
+  clusterToken?: string | undefined;
 }
 
 export interface CatchUpResult {
@@ -169,7 +172,7 @@ export async function peerRequest(
   peer: string,
   path: string,
   agent: Agent,
-  options: { signal: AbortSignal; requestTimeoutMs?: number | undefined },
+  options: { signal: AbortSignal; requestTimeoutMs?: number | undefined; clusterToken?: string | undefined },
   body?: unknown,
 ): Promise<Dispatcher.ResponseData> {
   const timeout = options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs;
@@ -181,6 +184,7 @@ export async function peerRequest(
       [PROTOCOL_HEADER]: String(PROTOCOL_VERSION),
       accept: 'application/json',
       ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(options.clusterToken ? { [CLUSTER_TOKEN_HEADER]: options.clusterToken } : {}),
     },
     body: body === undefined ? null : JSON.stringify(body),
     signal: options.signal,

@@ -13,6 +13,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { abortError, createError } from '../core/errors.js';
 import { ajvOptions, installErrorHandling } from '../core/http-errors.js';
 import { requestSignal } from '../core/request-signal.js';
+import { installShardAccess } from './access.js';
 import { catchUpFromPeers, type CatchUpResult } from './catch-up.js';
 import { AntiEntropy } from './anti-entropy.js';
 import { acquireDataDirLock } from './data-dir-lock.js';
@@ -62,6 +63,8 @@ export interface ShardAppOptions {
   faults?: boolean;
   /** Anti-entropy with the peers, whose progress /v1/stats reports. */
   antiEntropy?: AntiEntropy;
+  /** The cluster credential: without it in CLUSTER_TOKEN_HEADER only /healthz and /readyz answer. */
+  clusterToken?: string | undefined;
 }
 
 export interface ShardServerOptions
@@ -113,6 +116,7 @@ export function buildShardApp(store: IndexStore, options: ShardAppOptions = {}):
   // The wire protocol is JSON only; no curl-friendly parsing of other content types here.
   installErrorHandling(app, { lenientJson: false });
   app.removeContentTypeParser('text/plain');
+  installShardAccess(app, { clusterToken: options.clusterToken });
   const faults = options.faults === true ? new FaultInjector() : undefined;
   let closing = false;
   app.addHook('preClose', async () => {
@@ -343,8 +347,20 @@ export async function startShardServer(options: ShardServerOptions): Promise<Sha
   const antiEntropy =
     peers.length === 0
       ? undefined
-      : new AntiEntropy({ store, peers, intervalMs: options.antiEntropyIntervalMs ?? DEFAULT_ANTI_ENTROPY_INTERVAL_MS, log: notify });
-  app = buildShardApp(store, { bodyLimitBytes: options.bodyLimitBytes, logger: options.logger, faults: options.faults, antiEntropy });
+      : new AntiEntropy({
+          store,
+          peers,
+          intervalMs: options.antiEntropyIntervalMs ?? DEFAULT_ANTI_ENTROPY_INTERVAL_MS,
+          clusterToken: options.clusterToken,
+          log: notify,
+        });
+  app = buildShardApp(store, {
+    bodyLimitBytes: options.bodyLimitBytes,
+    logger: options.logger,
+    faults: options.faults,
+    clusterToken: options.clusterToken,
+    antiEntropy,
+  });
   const host = options.host ?? '127.0.0.1';
   try {
     await app.listen({ host, port: options.port });
@@ -366,6 +382,7 @@ export async function startShardServer(options: ShardServerOptions): Promise<Sha
           peers,
           signal: catchUpAbort.signal,
           unreachableTimeoutMs: options.catchUpTimeoutMs,
+          clusterToken: options.clusterToken,
           log: notify,
         }).then(
           (result) => {

@@ -6,7 +6,7 @@
 // error (the upstream rejected the request itself) is the same everywhere, so it is thrown at once.
 import { abortError, type RagwayError } from '../../core/errors.js';
 import { isTransientUpstreamError, UpstreamError } from './upstream-errors.js';
-import type { GenerationEvent, GenerationRequest, Generator } from './provider.js';
+import type { GenerationEvent, GenerationRequest, Generator, ProxiedChat } from './provider.js';
 
 export interface FailoverGeneratorOptions {
   /** Default: the first generator's id. */
@@ -30,6 +30,25 @@ export class FailoverGenerator implements Generator {
 
   stream(request: GenerationRequest, signal: AbortSignal): AsyncIterable<GenerationEvent> {
     return this.#run(request, signal);
+  }
+
+  /** Only when every member can proxy; a member that answered is committed, as in `stream`. */
+  get proxy(): ((body: Readonly<Record<string, unknown>>, signal: AbortSignal) => Promise<ProxiedChat>) | undefined {
+    if (!this.#generators.every((generator) => generator.proxy !== undefined)) return undefined;
+    return async (body, signal) => {
+      const failures: RagwayError[] = [];
+      for (const generator of this.#generators) {
+        if (signal.aborted) throw abortError(signal);
+        try {
+          return await (generator.proxy as NonNullable<Generator['proxy']>).call(generator, body, signal);
+        } catch (err) {
+          if (signal.aborted) throw abortError(signal);
+          if (!isTransientUpstreamError(err)) throw err;
+          failures.push(err);
+        }
+      }
+      throw allFailed(failures);
+    };
   }
 
   async *#run(request: GenerationRequest, signal: AbortSignal): AsyncGenerator<GenerationEvent, void, undefined> {

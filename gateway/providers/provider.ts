@@ -47,6 +47,15 @@ export type GenerationEvent =
   | { type: 'delta'; text: string }
   | { type: 'done'; finishReason: FinishReason; usage?: Usage };
 
+/** What an upstream answered to a chat request forwarded as it came (retrieval off). */
+export interface ProxiedChat {
+  /** The model name the upstream was asked for (it names it in its response). */
+  upstreamModel: string;
+  contentType: string;
+  /** The response body as it arrives: SSE bytes for a streamed request, else one JSON document. */
+  body: AsyncIterable<Buffer>;
+}
+
 /**
  * One model a client can ask for. `stream` yields deltas then exactly one `done`.
  * Failures before the first delta are thrown as RagwayErrors (the caller may fail over or
@@ -58,4 +67,10 @@ export interface Generator {
   readonly id: string;
   readonly ownedBy: string;
   stream(request: GenerationRequest, signal: AbortSignal): AsyncIterable<GenerationEvent>;
+  /**
+   * Only LLM upstreams: sends an OpenAI chat body unchanged but for `model` (tools,
+   * response_format, seed… and unknown fields included). Failures before the response are
+   * thrown as RagwayErrors, like `stream`'s before the first delta.
+   */
+  proxy?(body: Readonly<Record<string, unknown>>, signal: AbortSignal): Promise<ProxiedChat>;
 }

@@ -13,7 +13,7 @@
 import { Pool, type Dispatcher } from 'undici';
 import { abortError, createError, isRagwayError, type ErrorCode, type RagwayError, type RagwayErrorOptions } from '../../core/errors.js';
 import { errorMessageOf, excerpt, headerValue, OPENAI_COMPATIBLE, parseJson, type ProviderDescriptor } from './openai-compatible.js';
-import type { FinishReason, GenerationEvent, GenerationRequest, Generator, Usage } from './provider.js';
+import type { FinishReason, GenerationEvent, GenerationRequest, Generator, ProxiedChat, Usage } from './provider.js';
 import { SseParser } from './sse-parser.js';
 import { describeCause, errorCode, parseRetryAfter, UpstreamError } from './upstream-errors.js';
 
@@ -93,6 +93,98 @@ export class UpstreamGenerator implements Generator {
 
   async close(): Promise<void> {
     await this.#pool.close();
+  }
+
+  /**
+   * Forwards a chat body as it is but for `model`, and hands back the response body as it
+   * arrives (retrieval off: ragway is a transparent proxy). The first-token timer runs until
+   * the response headers, the idle timer between body chunks; an error status is mapped
+   * like a generation's, so failover and the client's status work the same.
+   */
+  async proxy(body: Readonly<Record<string, unknown>>, signal: AbortSignal): Promise<ProxiedChat> {
+    if (signal.aborted) throw abortError(signal);
+    const controller = new AbortController();
+    const onCallerAbort = (): void => controller.abort(signal.reason);
+    signal.addEventListener('abort', onCallerAbort, { once: true });
+    let timedOut: UpstreamError | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = (ms: number, error: () => UpstreamError): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        timedOut = error();
+        controller.abort(timedOut);
+      }, ms);
+    };
+    const fail = (err: unknown, phase: Phase, deltas: number): RagwayError => {
+      if (signal.aborted) return abortError(signal);
+      if (timedOut !== undefined) return timedOut;
+      if (isRagwayError(err)) return err;
+      return this.#transportError(err, phase, deltas);
+    };
+    const release = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onCallerAbort);
+    };
+    const streamed = body.stream === true;
+    let response: Dispatcher.ResponseData;
+    try {
+      arm(this.#firstTokenTimeoutMs, () => this.#error('RAGWAY_ERR_UPSTREAM_TIMEOUT', `did not answer within ${this.#firstTokenTimeoutMs} ms`, true));
+      try {
+        response = await this.#pool.request({
+          method: 'POST',
+          path: this.#path,
+          headers: { ...this.#descriptor.headers(this.#apiKey), accept: streamed ? 'text/event-stream' : 'application/json' },
+          // `model` keeps its place among the client's fields; only its value is ours.
+          body: JSON.stringify({ ...body, model: this.upstreamModel }),
+          signal: controller.signal,
+        });
+      } catch (err) {
+        throw fail(err, 'request', 0);
+      }
+      if (response.statusCode < 200 || response.statusCode >= 300) {
+        const reader = response.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+        const text = await readLimited(async () => {
+          try {
+            return await reader.next();
+          } catch (err) {
+            throw fail(err, 'stream', 0);
+          }
+        }, ERROR_BODY_LIMIT_BYTES);
+        throw this.#statusError(response.statusCode, response.headers, text);
+      }
+    } catch (err) {
+      release();
+      controller.abort(err);
+      throw err;
+    }
+    clearTimeout(timer);
+    const idleTimeoutMs = this.#idleTimeoutMs;
+    const self = this;
+    async function* chunks(): AsyncGenerator<Buffer, void, undefined> {
+      let received = 0;
+      let finished = false;
+      try {
+        for (const reader = response.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>; ; ) {
+          arm(idleTimeoutMs, () => self.#error('RAGWAY_ERR_UPSTREAM_TIMEOUT', `sent nothing for ${idleTimeoutMs} ms after ${received} chunks`, false));
+          let next: IteratorResult<Buffer>;
+          try {
+            next = await reader.next();
+          } catch (err) {
+            throw fail(err, 'stream', received + 1);
+          }
+          clearTimeout(timer);
+          if (next.done === true) break;
+          received += 1;
+          yield next.value;
+        }
+        finished = true;
+      } finally {
+        release();
+        // A consumer that stopped early must close the connection: the upstream stops generating.
+        if (!finished) controller.abort(new Error('the proxy consumer stopped reading'));
+      }
+    }
+    return { upstreamModel: this.upstreamModel, contentType: headerValue(response.headers['content-type']) ?? 'application/json', body: chunks() };
   }
 
   async *#run(request: GenerationRequest, signal: AbortSignal): AsyncGenerator<GenerationEvent, void, undefined> {

@@ -13,6 +13,7 @@ import { benchCaching, renderCaching } from './caching.js';
 import { benchAnn, renderAnn } from './ann.js';
 import { benchHedging, renderHedging } from './hedging.js';
 import { benchWal, renderWal } from './wal.js';
+import { benchAccess, renderAccess } from './access.js';
 import { barChart, cdfPoints, lineChart } from './svg.js';
 import type { RetrievalCoreReport } from './retrieval-core.js';
 import type { CachingReport } from './caching.js';
@@ -86,7 +87,7 @@ async function main(): Promise<void> {
   });
   const quick = values.quick === true;
   // --only retrieval-core,streaming-tax,caching runs a subset (for iterating on one area).
-  const sections = new Set((values.only ?? 'retrieval-core,streaming-tax,caching,hedging,wal,ann').split(','));
+  const sections = new Set((values.only ?? 'retrieval-core,streaming-tax,caching,hedging,wal,ann,access').split(','));
   const log = (line: string): void => {
     process.stderr.write(`[bench] ${line}\n`);
   };
@@ -106,6 +107,7 @@ async function main(): Promise<void> {
       : undefined;
     const wal = sections.has('wal') ? await benchWal({ quick, workDir, log }) : undefined;
     const ann = sections.has('ann') ? await benchAnn({ quick, workDir, log }) : undefined;
+    const access = sections.has('access') ? await benchAccess({ quick, workDir, dim: backend.dimensions, log }) : undefined;
     const charts = chartFiles({ retrievalCore, caching });
     const info = machine();
     const seconds = (performance.now() - started) / 1000;
@@ -121,6 +123,7 @@ async function main(): Promise<void> {
       caching ? renderCaching(caching) : undefined,
       hedging ? renderHedging(hedging) : undefined,
       wal ? renderWal(wal) : undefined,
+      access ? renderAccess(access) : undefined,
       ann ? renderAnn(ann) : undefined,
       charts.length > 0 ? ['## Charts', '', ...charts.map((chart) => `![${chart.title}](${chart.file})`), ''].join('\n') : undefined,
     ]
@@ -141,7 +144,7 @@ async function main(): Promise<void> {
         }),
       );
     }
-    await writeFile(join(outDir, 'report.json'), `${JSON.stringify({ machine: info, quick, seconds, retrievalCore, streamingTax, caching, hedging, wal, ann }, null, 2)}\n`);
+    await writeFile(join(outDir, 'report.json'), `${JSON.stringify({ machine: info, quick, seconds, retrievalCore, streamingTax, caching, hedging, wal, ann, access }, null, 2)}\n`);
     process.stdout.write(`${report}\nwritten to ${outDir}\n`);
   } finally {
     await backend.close();

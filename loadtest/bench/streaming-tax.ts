@@ -18,7 +18,18 @@ export interface StreamStats {
   tokensPerSecondMean: number;
 }
 
+/** Streams started in the same instant, round after round: the start-up cost under a burst. */
+export interface BurstReport {
+  streams: number;
+  rounds: number;
+  direct: StreamStats;
+  ragway: StreamStats;
+  addedTtftP50Ms: number;
+  addedTtftP99Ms: number;
+}
+
 export interface StreamingTaxReport {
+  burst: BurstReport;
   concurrency: number;
   tokensPerStream: number;
   tokenIntervalMs: number;
@@ -105,6 +116,10 @@ async function measure(base: string, path: string, body: string, concurrency: nu
   } finally {
     await pool.close();
   }
+  return stats(ttfts, rates, errors);
+}
+
+function stats(ttfts: number[], rates: number[], errors: number): StreamStats {
   ttfts.sort((a, b) => a - b);
   return {
     streams: ttfts.length,
@@ -113,6 +128,48 @@ async function measure(base: string, path: string, body: string, concurrency: nu
     ttftP99Ms: percentile(ttfts, 0.99),
     tokensPerSecondMean: rates.reduce((sum, rate) => sum + rate, 0) / Math.max(1, rates.length),
   };
+}
+
+/**
+ * `streams` requests fired in the same instant, `rounds` times, alternating direct and ragway
+ * round by round so both see the same machine. Client pools stay open across rounds and one
+ * unmeasured round warms each path (connections, JIT): what is left is per-request cost.
+ */
+async function measureBurst(
+  targets: { direct: { base: string; body: string }; ragway: { base: string; body: string } },
+  streams: number,
+  rounds: number,
+): Promise<{ direct: StreamStats; ragway: StreamStats }> {
+  const paths = (['direct', 'ragway'] as const).map((name) => ({
+    name,
+    ...targets[name],
+    pool: new Pool(targets[name].base, { connections: streams }),
+    ttfts: [] as number[],
+    rates: [] as number[],
+    errors: 0,
+  }));
+  const round = async (path: (typeof paths)[number], record: boolean): Promise<void> => {
+    await Promise.all(
+      Array.from({ length: streams }, async () => {
+        try {
+          const result = await oneStream(path.pool, '/v1/chat/completions', path.body);
+          if (!record) return;
+          path.ttfts.push(result.ttftMs);
+          if (result.spanMs > 0) path.rates.push(((result.tokens - 1) * 1000) / result.spanMs);
+        } catch {
+          if (record) path.errors += 1;
+        }
+      }),
+    );
+  };
+  try {
+    for (const path of paths) await round(path, false);
+    for (let r = 0; r < rounds; r += 1) for (const path of r % 2 === 0 ? paths : [...paths].reverse()) await round(path, true);
+  } finally {
+    await Promise.all(paths.map((path) => path.pool.close()));
+  }
+  const [direct, ragway] = paths.map((path) => stats(path.ttfts, path.rates, path.errors)) as [StreamStats, StreamStats];
+  return { direct, ragway };
 }
 
 export async function benchStreamingTax(options: { quick: boolean; workDir: string; dim: number; log: (line: string) => void }): Promise<StreamingTaxReport> {
@@ -150,10 +207,21 @@ export async function benchStreamingTax(options: { quick: boolean; workDir: stri
     // Warm both paths (connections, JIT) before measuring.
     await measure(upstream.url, '/v1/chat/completions', directBody, 10, 1);
     await measure(gatewayUrl, '/v1/chat/completions', ragwayBody, 10, 1);
+    const burstStreams = 50;
+    const burstRounds = 4;
+    options.log(`streaming tax, burst: ${burstStreams} streams started together × ${burstRounds} rounds`);
+    const burst = await measureBurst({ direct: { base: upstream.url, body: directBody }, ragway: { base: gatewayUrl, body: ragwayBody } }, burstStreams, burstRounds);
     const spreadMs = 20 + tokensPerStream * tokenIntervalMs;
     const direct = await measure(upstream.url, '/v1/chat/completions', directBody, concurrency, rounds, spreadMs);
     const ragway = await measure(gatewayUrl, '/v1/chat/completions', ragwayBody, concurrency, rounds, spreadMs);
     return {
+      burst: {
+        streams: burstStreams,
+        rounds: burstRounds,
+        ...burst,
+        addedTtftP50Ms: burst.ragway.ttftP50Ms - burst.direct.ttftP50Ms,
+        addedTtftP99Ms: burst.ragway.ttftP99Ms - burst.direct.ttftP99Ms,
+      },
       concurrency,
       tokensPerStream,
       tokenIntervalMs,
@@ -186,6 +254,15 @@ export function renderStreamingTax(report: StreamingTaxReport): string {
     '',
     `Added p50 TTFT: **${report.addedTtftP50Ms.toFixed(2)} ms** (target ≤ 5 ms); ` +
       `tokens/s through ragway: **${(report.tokensPerSecondRatio * 100).toFixed(1)}%** of direct (target ≥ 90%).`,
+    '',
+    `Burst: ${report.burst.streams} streams started in the same instant, ${report.burst.rounds} rounds (direct and ragway alternating, one warm-up round each).`,
+    '',
+    '| Path | streams | errors | TTFT p50 ms | TTFT p99 ms | tokens/s per stream |',
+    '|---|---:|---:|---:|---:|---:|',
+    row('direct to upstream', report.burst.direct),
+    row('through ragway', report.burst.ragway),
+    '',
+    `Added TTFT under the burst: **${report.burst.addedTtftP50Ms.toFixed(2)} ms p50, ${report.burst.addedTtftP99Ms.toFixed(2)} ms p99** (target p99 ≤ 10 ms).`,
     '',
   ].join('\n');
 }

@@ -25,7 +25,12 @@ export interface TestShards {
   stop(): Promise<void>;
 }
 
-export async function startShards(count: number, dataDir: string, dim = 100): Promise<TestShards> {
+export interface StartShardsOptions {
+  /** The cluster credential the shards require (sent as RAGWAY_CLUSTER_TOKEN). */
+  clusterToken?: string;
+}
+
+export async function startShards(count: number, dataDir: string, dim = 100, options: StartShardsOptions = {}): Promise<TestShards> {
   const processes = Array.from(
     { length: count },
     (_, index) =>
@@ -34,6 +39,7 @@ export async function startShards(count: number, dataDir: string, dim = 100): Pr
         host: '127.0.0.1',
         args: ['--data', join(dataDir, `shard-${index}`), '--dim', String(dim), '--space', 'cosine'],
         restart: false,
+        ...(options.clusterToken !== undefined ? { env: { RAGWAY_CLUSTER_TOKEN: options.clusterToken } } : {}),
       }),
   );
   const urls = await Promise.all(processes.map((shard) => shard.start()));

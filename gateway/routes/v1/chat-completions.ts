@@ -11,6 +11,7 @@ import { OpenAiChunkEncoder } from '../../answer/encoders.js';
 import type { ChatMessage } from '../../providers/provider.js';
 import { Nullable } from '../../schemas.js';
 import { replyWithAnswer } from '../answer-reply.js';
+import { proxyChat } from '../chat-proxy.js';
 import { CacheControlBody, CacheControlHeaders, DeadlineMs, cacheControl, ragOptions } from '../client-controls.js';
 
 const TextPart = Type.Object({ type: Type.Literal('text'), text: Type.String() });
@@ -26,7 +27,17 @@ const Message = Type.Object({
   name: Type.Optional(Type.String()),
 });
 
-export function chatBodySchema(options: { maxK: number }) {
+function ragSchema(maxK: number) {
+  return {
+    k: Type.Optional(Type.Integer({ minimum: 1, maximum: maxK })),
+    namespace: Type.Optional(Namespace),
+    filter: Type.Optional(Filter),
+    require_complete: Type.Optional(Type.Boolean()),
+    deadline_ms: Type.Optional(DeadlineMs),
+  };
+}
+
+function ragChatBodySchema(options: { maxK: number }) {
   return Type.Object({
     model: Type.String({ minLength: 1 }),
     messages: Type.Array(Message, { minItems: 1 }),
@@ -39,25 +50,33 @@ export function chatBodySchema(options: { maxK: number }) {
     n: Type.Optional(Nullable(Type.Literal(1, { errorMessage: 'n must be 1: ragway generates one choice' }))),
     stop: Type.Optional(Nullable(Type.Union([Type.String(), Type.Array(Type.String(), { maxItems: 4 })]))),
     user: Type.Optional(Type.String()),
-    rag: Type.Optional(
-      Type.Object(
-        {
-          enabled: Type.Optional(Type.Boolean()),
-          k: Type.Optional(Type.Integer({ minimum: 1, maximum: options.maxK })),
-          namespace: Type.Optional(Namespace),
-          filter: Type.Optional(Filter),
-          require_complete: Type.Optional(Type.Boolean()),
-          deadline_ms: Type.Optional(DeadlineMs),
-        },
-        { additionalProperties: false },
-      ),
-    ),
+    rag: Type.Optional(Type.Object({ enabled: Type.Optional(Type.Boolean()), ...ragSchema(options.maxK) }, { additionalProperties: false })),
     cache: Type.Optional(CacheControlBody),
     // Other OpenAI parameters (presence_penalty, seed, logit_bias, …) are accepted and not
     // forwarded: clients such as LangChain send them by default.
   });
 }
-export type ChatBody = Static<ReturnType<typeof chatBodySchema>>;
+
+/** Retrieval off: the body goes to the upstream as it is, so only what ragway reads is checked. */
+function proxyChatBodySchema(options: { maxK: number }) {
+  return Type.Object({
+    model: Type.String({ minLength: 1 }),
+    messages: Type.Array(Type.Object({}), { minItems: 1 }),
+    stream: Type.Optional(Nullable(Type.Boolean())),
+    rag: Type.Object({ enabled: Type.Literal(false), ...ragSchema(options.maxK) }, { additionalProperties: false }),
+    cache: Type.Optional(CacheControlBody),
+  });
+}
+
+const RAG_OFF = { type: 'object', required: ['rag'], properties: { rag: { type: 'object', required: ['enabled'], properties: { enabled: { const: false } } } } };
+
+export function chatBodySchema(options: { maxK: number }) {
+  const rag = ragChatBodySchema(options);
+  const proxy = proxyChatBodySchema(options);
+  return Type.Unsafe<Static<typeof rag> | Static<typeof proxy>>({ type: 'object', if: RAG_OFF, then: proxy, else: rag });
+}
+export type ChatBody = Static<ReturnType<typeof ragChatBodySchema>>;
+type ProxyChatBody = Static<ReturnType<typeof proxyChatBodySchema>>;
 
 const ChatCompletionResponse = Type.Object({
   id: Type.String(),
@@ -77,9 +96,16 @@ const ChatCompletionResponse = Type.Object({
   rag: Type.Record(Type.String(), Type.Unknown()),
 });
 
-function text(content: Static<typeof Content>): string {
-  return typeof content === 'string' ? content : content.map((part) => part.text).join('\n');
+function text(content: Static<typeof Content>, param: string): string {
+  if (typeof content === 'string') return content;
+  // Reached unchecked only with retrieval off on a generator that is no LLM upstream.
+  if (!Array.isArray(content) || !content.every((part) => typeof part?.text === 'string')) {
+    throw createError('RAGWAY_ERR_INVALID_REQUEST', `${param} must be text: ragway-extractive reads no images, audio or tool calls`, { param });
+  }
+  return content.map((part) => part.text).join('\n');
 }
+
+const ROLES: ReadonlySet<string> = new Set(['system', 'developer', 'user', 'assistant']);
 
 /** Splits the conversation into history and the question (the latest message, which must be the user's). */
 export function conversation(messages: ChatBody['messages']): { question: string; history: ChatMessage[] } {
@@ -89,22 +115,38 @@ export function conversation(messages: ChatBody['messages']): { question: string
       param: `messages[${messages.length - 1}].role`,
     });
   }
-  const question = text(last.content);
+  const question = text(last.content, `messages[${messages.length - 1}].content`);
   if (question.trim() === '') {
     throw createError('RAGWAY_ERR_INVALID_REQUEST', 'the last user message is empty', { param: `messages[${messages.length - 1}].content` });
   }
-  const history = messages.slice(0, -1).map(
-    (message): ChatMessage => ({ role: message.role === 'developer' ? 'system' : message.role, content: text(message.content) }),
-  );
+  const history = messages.slice(0, -1).map((message, i): ChatMessage => {
+    if (!ROLES.has(message.role)) {
+      throw createError('RAGWAY_ERR_INVALID_REQUEST', `messages[${i}].role must be system, developer, user or assistant for ragway-extractive`, {
+        param: `messages[${i}].role`,
+      });
+    }
+    return { role: message.role === 'developer' ? 'system' : message.role, content: text(message.content, `messages[${i}].content`) };
+  });
   return { question, history };
 }
 
 export default async function chatCompletionRoutes(app: FastifyInstance): Promise<void> {
-  app.post<{ Body: ChatBody; Headers: CacheControlHeaders }>(
+  app.post<{ Body: ChatBody | ProxyChatBody; Headers: CacheControlHeaders }>(
     '/v1/chat/completions',
     { schema: { body: chatBodySchema({ maxK: app.config.searchMaxK }), headers: CacheControlHeaders, response: { 200: ChatCompletionResponse } } },
     async (request, reply) => {
-      const body = request.body;
+      if (request.body.rag?.enabled === false) {
+        const generator = app.generators.get(request.body.model);
+        const proxy = generator.proxy;
+        if (proxy !== undefined) {
+          return proxyChat(request, reply, { id: generator.id, proxy: proxy.bind(generator) }, request.body as ProxyChatBody, {
+            pingIntervalMs: app.config.ssePingMs,
+          });
+        }
+      }
+      // The RAG schema applied, or the generator is not an LLM upstream (ragway-extractive,
+      // which reads the conversation as text: conversation() refuses what it cannot read).
+      const body = request.body as ChatBody;
       const { question, history } = conversation(body.messages);
       const answer = app.answers.answer(
         {

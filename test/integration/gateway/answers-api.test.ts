@@ -216,10 +216,15 @@ describe('answer APIs', () => {
       assert.match(content, /\[1\]/);
     });
 
-    it('retrieves nothing when rag.enabled is false', async () => {
+    it('retrieves nothing when rag.enabled is false: the upstream gets the conversation as sent', async () => {
+      // Since retrieval off became a transparent proxy (chat-passthrough.test.ts), there are no
+      // sources to report and no system prompt is added.
       const response = await post('/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'hi' }], rag: { enabled: false } });
-      const body = (await response.body.json()) as { rag: { sources: unknown[] } };
-      assert.deepEqual(body.rag.sources, []);
+      assert.equal(response.statusCode, 200);
+      const body = (await response.body.json()) as { rag?: unknown; model: string };
+      assert.equal(body.rag, undefined);
+      assert.equal(body.model, MODEL);
+      assert.deepEqual((upstream.requests.at(-1)?.body as { messages: unknown }).messages, [{ role: 'user', content: 'hi' }]);
     });
   });
 

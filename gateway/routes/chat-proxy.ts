@@ -1,0 +1,75 @@
+// Chat with retrieval off (`rag: {enabled: false}`) on an LLM upstream: ragway is a transparent
+// proxy. The upstream receives the client's body as it came — messages, tools, response_format,
+// seed, logprobs, n, user and fields ragway does not know — less ragway's own extensions (`rag`,
+// `cache`), and the client receives the upstream's response field for field, streamed or not,
+// except `model`, which names what ragway served. No system prompt is added: an application
+// that turned retrieval off (small talk, tool calls, its own context) gets exactly its request.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { toRagwayError } from '../../core/http-errors.js';
+import { requestSignal } from '../../core/request-signal.js';
+import type { Generator } from '../providers/provider.js';
+import { SseParser } from '../providers/sse-parser.js';
+import { SseStream } from '../sse.js';
+
+/** Fields of a chat body that are ragway's, not the upstream's. */
+const RAGWAY_FIELDS: ReadonlySet<string> = new Set(['rag', 'cache']);
+
+export async function proxyChat(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  generator: { id: string; proxy: NonNullable<Generator['proxy']> },
+  body: Readonly<Record<string, unknown>>,
+  options: { pingIntervalMs: number },
+): Promise<unknown> {
+  const forwarded: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(body)) if (!RAGWAY_FIELDS.has(name)) forwarded[name] = value;
+  const upstream = await generator.proxy(forwarded, requestSignal(request, reply));
+  const renamed = renamer(upstream.upstreamModel, generator.id);
+
+  if (body.stream !== true) {
+    const parts: Buffer[] = [];
+    for await (const chunk of upstream.body) parts.push(chunk);
+    reply.type(upstream.contentType);
+    // A string is sent as it is: the route's response schema describes ragway's own answers.
+    return renamed(Buffer.concat(parts).toString('utf8'));
+  }
+
+  const sse = new SseStream(reply, { pingIntervalMs: options.pingIntervalMs });
+  sse.open();
+  const parser = new SseParser();
+  try {
+    for await (const chunk of upstream.body) {
+      for (const event of parser.push(chunk)) await sse.send(renamed(event.data), event.event === 'message' ? undefined : event.event);
+    }
+    for (const event of parser.end()) await sse.send(renamed(event.data), event.event === 'message' ? undefined : event.event);
+  } catch (err) {
+    // Headers are gone: the failure travels in the stream, as on the RAG path, then [DONE].
+    const error = toRagwayError(err);
+    if (error.statusCode >= 500) request.log.error({ err }, 'proxied chat stream failed');
+    await sse.send(JSON.stringify(error.toEnvelope()));
+    await sse.send('[DONE]');
+  } finally {
+    sse.end();
+  }
+  return reply;
+}
+
+/**
+ * Rewrites the top-level `model` of a JSON document from the upstream's name to the id clients
+ * use; anything else (`[DONE]`, another shape) passes unchanged. When the two names are the
+ * same, nothing is parsed at all.
+ */
+function renamer(upstreamModel: string, id: string): (data: string) => string {
+  if (upstreamModel === id) return (data) => data;
+  return (data) => {
+    if (!data.startsWith('{')) return data;
+    let json: unknown;
+    try {
+      json = JSON.parse(data);
+    } catch {
+      return data;
+    }
+    if (typeof json !== 'object' || json === null || Array.isArray(json) || !('model' in json)) return data;
+    return JSON.stringify({ ...json, model: id });
+  };
+}

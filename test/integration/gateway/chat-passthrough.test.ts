@@ -1,0 +1,168 @@
+// With `rag: {enabled: false}`, /v1/chat/completions is a transparent proxy to the LLM
+// upstream: a recording upstream (a real HTTP server) receives exactly what the client sent —
+// tools, response_format, seed, logprobs, n, user and unknown fields included — less ragway's
+// own `rag` and `cache`, with `model` mapped to the upstream's name; the client gets the
+// upstream's response field for field, streamed and not, with `model` naming ragway's id.
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { request } from 'undici';
+import { buildApp } from '../../../gateway/app.js';
+import { loadConfig } from '../../../gateway/config.js';
+import type { OnnxEmbeddingBackend } from '../../../embedder/backends/onnx.js';
+import { startScriptedUpstream, type ScriptedUpstream } from '../../fixtures/scripted-upstream.js';
+import { loadDefaultBackend, startShards, tempDir, type TestShards } from '../../helpers/cluster.js';
+
+/** What clients call the model, and what the upstream calls it. */
+const ALIAS = 'house-llm';
+const UPSTREAM_MODEL = 'upstream-llm-7b';
+
+/** A body with the parameters the RAG path would drop or refuse (tools, tool messages, n=2…). */
+function clientBody(stream: boolean): Record<string, unknown> {
+  return {
+    model: ALIAS,
+    messages: [
+      { role: 'system', content: 'You are a terse assistant.' },
+      { role: 'user', content: [{ type: 'text', text: 'What is the weather in Paris?' }] },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'weather', arguments: '{"city":"Paris"}' } }] },
+      { role: 'tool', tool_call_id: 'call_1', content: '{"temp_c":21}' },
+    ],
+    tools: [{ type: 'function', function: { name: 'weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }],
+    tool_choice: 'auto',
+    response_format: { type: 'json_object' },
+    seed: 42,
+    logprobs: true,
+    top_logprobs: 2,
+    n: 2,
+    user: 'user-1234',
+    temperature: 0.3,
+    presence_penalty: 0.5,
+    logit_bias: { '50256': -100 },
+    metadata: { trace: 'abc' },
+    some_future_field: { nested: [1, 'two', null] },
+    stream,
+    ...(stream ? { stream_options: { include_usage: true } } : {}),
+    rag: { enabled: false },
+    cache: { mode: 'bypass' },
+  };
+}
+
+/** What the upstream must receive: the client's body, minus ragway's fields, model mapped. */
+function expectedUpstreamBody(body: Record<string, unknown>): Record<string, unknown> {
+  const { rag: _rag, cache: _cache, ...rest } = body;
+  return { ...rest, model: UPSTREAM_MODEL };
+}
+
+async function sseData(body: AsyncIterable<Buffer>): Promise<string[]> {
+  let text = '';
+  for await (const chunk of body) text += chunk.toString('utf8');
+  return text
+    .split('\n\n')
+    .filter((block) => block.startsWith('data: '))
+    .map((block) => block.slice(6));
+}
+
+/** A chunk or completion with what differs between two requests (id, created) taken out. */
+function comparable(json: string): Record<string, unknown> {
+  const { id, created, ...rest } = JSON.parse(json) as Record<string, unknown>;
+  assert.match(String(id), /^chatcmpl-scripted-\d+$/, 'the upstream id is passed through');
+  assert.equal(typeof created, 'number');
+  return rest;
+}
+
+describe('chat with retrieval off is a transparent proxy', () => {
+  let dir: Awaited<ReturnType<typeof tempDir>>;
+  let shards: TestShards;
+  let backend: OnnxEmbeddingBackend;
+  let upstream: ScriptedUpstream;
+  let app: FastifyInstance;
+  let base: string;
+
+  before(async () => {
+    dir = await tempDir('passthrough');
+    backend = await loadDefaultBackend();
+    shards = await startShards(1, dir.path, backend.dimensions);
+    upstream = await startScriptedUpstream({ tokens: ['It is', ' 21', ' °C.'] });
+    const upstreamsFile = join(dir.path, 'upstreams.json');
+    await writeFile(upstreamsFile, JSON.stringify([{ id: ALIAS, model: UPSTREAM_MODEL, urls: [`${upstream.url}/v1`] }]));
+    app = await buildApp(loadConfig({}, { shards: shards.spec, logLevel: 'silent', llmUpstreamsFile: upstreamsFile }), {
+      embeddingBackend: backend,
+      defaultMetrics: false,
+    });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const address = app.server.address();
+    base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  });
+
+  beforeEach(() => upstream.resetScript({ tokens: ['It is', ' 21', ' °C.'] }));
+
+  after(async () => {
+    await app?.close();
+    await upstream?.close();
+    await shards?.stop();
+    await backend?.close();
+    await dir?.remove();
+  });
+
+  const viaRagway = (body: unknown) =>
+    request(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const direct = (body: unknown) =>
+    request(`${upstream.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+  it('non-streaming: the upstream receives the client body unchanged, the client the upstream response', async () => {
+    const body = clientBody(false);
+    const response = await viaRagway(body);
+    assert.equal(response.statusCode, 200);
+    const received = upstream.requests.at(-1);
+    assert.ok(received !== undefined);
+    // Byte-equivalent as JSON: same fields, same values, same order.
+    assert.equal(received.raw, JSON.stringify(expectedUpstreamBody(body)));
+    assert.doesNotMatch(received.raw, /numbered sources/);
+
+    const through = await response.body.text();
+    const reference = await (await direct(expectedUpstreamBody(body))).body.text();
+    const mine = comparable(through);
+    assert.equal(mine.model, ALIAS);
+    assert.deepEqual({ ...mine, model: UPSTREAM_MODEL }, comparable(reference));
+    assert.equal('rag' in mine, false, 'no ragway extension on a proxied answer');
+    assert.deepEqual(Object.keys(JSON.parse(through)), Object.keys(JSON.parse(reference)), 'field order kept');
+  });
+
+  it('streaming: the same body upstream, and every upstream chunk through, in order, ending with [DONE]', async () => {
+    const body = clientBody(true);
+    const response = await viaRagway(body);
+    assert.equal(response.statusCode, 200);
+    assert.match(String(response.headers['content-type']), /text\/event-stream/);
+    const through = await sseData(response.body);
+    assert.equal(upstream.requests.at(-1)?.raw, JSON.stringify(expectedUpstreamBody(body)));
+    const reference = await sseData((await direct(expectedUpstreamBody(body))).body);
+    assert.equal(through.length, reference.length);
+    assert.equal(through.at(-1), '[DONE]');
+    for (const [i, data] of through.slice(0, -1).entries()) {
+      const mine = comparable(data);
+      assert.equal(mine.model, ALIAS, `chunk ${i} names ragway's model`);
+      assert.deepEqual({ ...mine, model: UPSTREAM_MODEL }, comparable(reference[i] as string), `chunk ${i}`);
+    }
+    // system_fingerprint is the upstream's own field: ragway's encoder never writes it.
+    assert.ok(through.slice(0, -1).every((data) => 'system_fingerprint' in JSON.parse(data)));
+  });
+
+  it("answers an upstream's refusal with the catalog envelope and its status", async () => {
+    upstream.setScript({ status: 400, errorBody: { error: { message: 'tools are not supported by this model', type: 'invalid_request_error' } } });
+    const response = await viaRagway(clientBody(false));
+    assert.equal(response.statusCode, 400);
+    const error = ((await response.body.json()) as { error: { code: string; message: string } }).error;
+    assert.equal(error.code, 'RAGWAY_ERR_UPSTREAM_REJECTED');
+    assert.match(error.message, /tools are not supported/);
+  });
+
+  it('keeps the RAG path strict: with retrieval on, tool messages are still refused', async () => {
+    const { rag: _rag, ...body } = clientBody(false);
+    const response = await viaRagway(body);
+    assert.equal(response.statusCode, 400);
+    const error = ((await response.body.json()) as { error: { message: string; param: string } }).error;
+    assert.match(error.message, /role must be system, developer, user or assistant|n must be 1|content must be/);
+  });
+});
