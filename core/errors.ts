@@ -17,6 +17,10 @@ export const ERRORS = {
   RAGWAY_ERR_NAMESPACE_FORBIDDEN: { statusCode: 403, type: 'permission_error' },
   /** The key is valid but lacks the scope (read, write, admin) the route needs. */
   RAGWAY_ERR_FORBIDDEN: { statusCode: 403, type: 'permission_error' },
+  /** A browser page from an origin CORS does not allow (RAGWAY_CORS_ORIGINS). */
+  RAGWAY_ERR_ORIGIN_NOT_ALLOWED: { statusCode: 403, type: 'permission_error' },
+  /** A Host header naming no allowed name on a loopback-bound server (DNS rebinding). */
+  RAGWAY_ERR_HOST_NOT_ALLOWED: { statusCode: 403, type: 'permission_error' },
   RAGWAY_ERR_NOT_FOUND: { statusCode: 404, type: 'not_found_error' },
   RAGWAY_ERR_NAMESPACE_NOT_FOUND: { statusCode: 404, type: 'not_found_error' },
   RAGWAY_ERR_MODEL_NOT_FOUND: { statusCode: 404, type: 'invalid_request_error' },
@@ -25,6 +29,10 @@ export const ERRORS = {
   RAGWAY_ERR_UPSTREAM_RATE_LIMITED: { statusCode: 429, type: 'rate_limit_error' },
   RAGWAY_ERR_UNSUPPORTED_MEDIA_TYPE: { statusCode: 415, type: 'invalid_request_error' },
   RAGWAY_ERR_BODY_TOO_LARGE: { statusCode: 413, type: 'invalid_request_error' },
+  /** The client did not send its headers or body within the server's timeouts. */
+  RAGWAY_ERR_REQUEST_TIMEOUT: { statusCode: 408, type: 'invalid_request_error' },
+  RAGWAY_ERR_URI_TOO_LONG: { statusCode: 414, type: 'invalid_request_error' },
+  RAGWAY_ERR_HEADERS_TOO_LARGE: { statusCode: 431, type: 'invalid_request_error' },
   RAGWAY_ERR_OVERLOADED: { statusCode: 429, type: 'rate_limit_error' },
   /** A key's own request or token budget is spent for now (Retry-After says when it refills). */
   RAGWAY_ERR_RATE_LIMITED: { statusCode: 429, type: 'rate_limit_error' },

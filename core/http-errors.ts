@@ -3,6 +3,7 @@
 // the shard server so a client sees one error shape everywhere.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createError, isRagwayError, type RagwayError } from './errors.js';
+import { installJsonBody } from './json-body.js';
 
 interface ValidationIssue {
   instancePath?: string;
@@ -53,7 +54,11 @@ export function toRagwayError(error: unknown): RagwayError {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return createError('RAGWAY_ERR_BODY_TOO_LARGE', 'request body is larger than this server accepts');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return createError('RAGWAY_ERR_UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json');
+      return createError('RAGWAY_ERR_UNSUPPORTED_MEDIA_TYPE', 'send the body as JSON with the header "content-type: application/json"');
+    case 'FST_ERR_BAD_URL':
+      return createError('RAGWAY_ERR_INVALID_REQUEST', 'the URL path is not valid percent-encoding', { param: 'path' });
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return createError('RAGWAY_ERR_URI_TOO_LONG', 'a path segment of the URL is longer than this server accepts', { param: 'path' });
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return createError('RAGWAY_ERR_INVALID_JSON', 'the request body is empty; send a JSON object');
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
@@ -76,32 +81,72 @@ export function sendError(reply: FastifyReply, err: RagwayError): FastifyReply {
 }
 
 /**
- * Installs the error handler and the 404 handler on `app`; with `lenientJson` (the
- * gateway's default) form and text bodies are parsed as JSON too.
+ * Installs the error handler, the 404 handler and the JSON-only body parser on `app`
+ * (core/json-body.ts: content type, encoding, depth and non-finite numbers judged there).
  */
-export function installErrorHandling(app: FastifyInstance, options: { lenientJson?: boolean } = {}): void {
+export function installErrorHandling(
+  app: FastifyInstance,
+  options: {
+    maxJsonDepth: number;
+    /** What a client reads of a 5xx (the full message and cause go to the log); default: the message. */
+    publicMessage?: (message: string, requestId: string) => string;
+  },
+): void {
   app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
-    const err = toRagwayError(error);
+    let err = toRagwayError(error);
     if (err.statusCode >= 500) request.log.error({ err: error }, err.message);
     else request.log.debug({ code: err.code }, err.message);
+    if (err.statusCode >= 500 && options.publicMessage !== undefined) {
+      err = createError(err.code, options.publicMessage(err.message, request.id), {
+        param: err.param,
+        ...(err.retryAfterSeconds !== undefined ? { retryAfterSeconds: err.retryAfterSeconds } : {}),
+      });
+    }
+    // Fastify closes the connection after a body error, "as the client may send more data".
+    // For a body that is merely too large that turns the 413 into a TCP reset: the client is
+    // still sending, and the unread bytes arriving at a closed socket reset it before the
+    // client reads the answer. Kept alive instead, Node discards the rest of the body (bounded
+    // by the request timeout) and the client reads the 413.
+    if (err.code === 'RAGWAY_ERR_BODY_TOO_LARGE') reply.removeHeader('connection');
     return sendError(reply, err);
   });
   app.setNotFoundHandler((request, reply) =>
     sendError(reply, createError('RAGWAY_ERR_NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`)),
   );
-  // `curl -d '{...}'` sends form or text content types; parse them as JSON rather than
-  // making every quick try fail with 415.
-  if (options.lenientJson === false) return;
-  app.addContentTypeParser(
-    ['application/x-www-form-urlencoded', 'text/plain'],
-    { parseAs: 'string' },
-    app.getDefaultJsonParser('error', 'error'),
-  );
+  installJsonBody(app, { maxDepth: options.maxJsonDepth });
 }
 
+/**
+ * `x-max-json-bytes`: the UTF-8 size of a value's JSON is at most the keyword's number (an
+ * `x-` name, so the OpenAPI document generated from the schemas stays valid). Bounds metadata
+ * (copied into every chunk of a document) and filters (compiled per query, part of cache
+ * keys). Runs after the body parser has bounded the depth, so stringifying is safe.
+ */
+const maxJsonBytesKeyword = {
+  keyword: 'x-max-json-bytes',
+  schemaType: 'number',
+  errors: true,
+  validate: function validate(limit: number, data: unknown): boolean {
+    const bytes = Buffer.byteLength(JSON.stringify(data) ?? '');
+    if (bytes <= limit) return true;
+    (validate as unknown as { errors: unknown[] }).errors = [
+      { keyword: 'x-max-json-bytes', message: `is ${bytes} bytes as JSON; at most ${limit} are accepted`, params: { limit } },
+    ];
+    return false;
+  },
+};
+
 /** Ajv settings shared by ragway's apps: strict types (no "5" → 5), unknown fields kept for the schema to judge. */
-export function ajvOptions(): { customOptions: { coerceTypes: false; removeAdditional: false; allErrors: false; verbose: true; keywords: string[] } } {
+export function ajvOptions() {
   return {
-    customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, verbose: true, keywords: ['errorMessage'] },
+    customOptions: {
+      coerceTypes: false as const,
+      removeAdditional: false as const,
+      allErrors: false as const,
+      verbose: true as const,
+      keywords: ['errorMessage'],
+    },
+    // Typed structurally: ajv is Fastify's dependency, not ours.
+    plugins: [<A extends { addKeyword(definition: never): A }>(ajv: A): A => ajv.addKeyword(maxJsonBytesKeyword as never)],
   };
 }

@@ -8,7 +8,10 @@ import type { Scatter } from '../retriever/scatter.js';
 import type { ShardClient } from '../retriever/shard-client.js';
 import type { Config } from './config.js';
 import type { DocumentService } from './documents.js';
-import { ajvOptions, installErrorHandling, sendError, toRagwayError } from '../core/http-errors.js';
+import { ajvOptions, installErrorHandling } from '../core/http-errors.js';
+import { installHttpGuards, isLoopbackHost } from '../core/http-guards.js';
+import { serverOptions } from '../core/http-server.js';
+import { publicMessage, replicaNames } from './public-errors.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { SearchPipeline } from './search-pipeline.js';
 import type { AnswerService } from './answer/answer-service.js';
@@ -47,6 +50,8 @@ declare module 'fastify' {
     caches: Caches;
     generators: GeneratorRegistry;
     lifecycle: Lifecycle;
+    /** A server-side message as a client may read it (gateway/public-errors.ts). */
+    publicMessage: (message: string, requestId: string) => string;
   }
 }
 
@@ -79,18 +84,26 @@ export async function buildApp(config: Config, dependencies: AppDependencies = {
     logger: dependencies.logger ?? (config.logLevel === 'silent' ? false : { level: config.logLevel, redact: REDACTED_LOG_PATHS }),
     bodyLimit: config.maxBodyBytes,
     ajv: ajvOptions(),
-    // Long-running streams must not be cut by Node's default request timeout.
-    requestTimeout: 0,
+    // Bounds the time to *receive* a request; responses and SSE streams run as long as they need.
+    ...serverOptions({
+      headersTimeoutMs: config.headersTimeoutMs,
+      requestTimeoutMs: config.requestTimeoutMs,
+      keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+    }),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    // Errors Fastify raises before routing (a malformed URL escape) get the envelope too.
-    frameworkErrors: (error, _request, reply) => {
-      sendError(reply, toRagwayError(error));
-    },
   });
+  app.server.maxConnections = config.maxConnections;
   app.decorate('config', config);
   if (dependencies.onRoute !== undefined) app.addHook('onRoute', dependencies.onRoute);
-  installErrorHandling(app);
+  const names = replicaNames(config.shards);
+  const toPublic = (message: string, requestId: string): string => publicMessage(message, names, requestId);
+  app.decorate('publicMessage', toPublic);
+  installErrorHandling(app, { maxJsonDepth: config.maxJsonDepth, publicMessage: toPublic });
+  installHttpGuards(app, {
+    corsOrigins: splitList(config.corsOrigins),
+    allowedHosts: isLoopbackHost(config.host) ? splitList(config.allowedHosts) : undefined,
+  });
 
   // First, so it sees every route as it is added (metrics registers one too).
   await app.register(apiDocsPlugin);
@@ -112,4 +125,11 @@ export async function buildApp(config: Config, dependencies: AppDependencies = {
   await app.register(modelRoutes);
   await app.register(clusterRoutes);
   return app;
+}
+
+function splitList(list: string): string[] {
+  return list
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
 }

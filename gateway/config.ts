@@ -66,7 +66,14 @@ export const SETTINGS = {
   hedgeMaxExtraFraction: number('RAGWAY_HEDGE_MAX_EXTRA', 0.1, 'Most extra shard calls hedging may add, as a fraction of all shard calls.', 0, 1),
   hedgeMinDelayMs: integer('RAGWAY_HEDGE_MIN_DELAY_MS', 2, 'Never hedge sooner than this.', 0, 60_000),
   replicaEjectFailures: integer('RAGWAY_REPLICA_EJECT_FAILURES', 3, 'Consecutive transient failures that take a replica out of rotation.', 1, 1_000),
-  replicaProbeBackoffMs: integer('RAGWAY_REPLICA_PROBE_BACKOFF_MS', 500, 'First wait before probing an ejected replica; doubles up to 30 s.', 10, 600_000),
+  replicaProbeBackoffMs: integer('RAGWAY_REPLICA_PROBE_BACKOFF_MS', 500, 'First wait before probing an ejected replica; doubles per failed probe up to `RAGWAY_REPLICA_PROBE_MAX_BACKOFF_MS`.', 10, 600_000),
+  replicaProbeMaxBackoffMs: integer(
+    'RAGWAY_REPLICA_PROBE_MAX_BACKOFF_MS',
+    1_000,
+    'Cap on the probe backoff: a restarted replica is read from again within about this long after it is ready.',
+    10,
+    600_000,
+  ),
   shutdownGraceMs: integer(
     'RAGWAY_SHUTDOWN_GRACE_MS',
     10_000,
@@ -146,7 +153,49 @@ export const SETTINGS = {
   ),
   searchDefaultK: integer('RAGWAY_SEARCH_DEFAULT_K', 10, 'Results per search when the request gives no `k`.', 1, 10_000),
   searchMaxK: integer('RAGWAY_SEARCH_MAX_K', 100, 'Largest `k` a request may ask for.', 1, 10_000),
-  maxBodyBytes: integer('RAGWAY_MAX_BODY_BYTES', 10 * 1024 * 1024, 'Largest request body; bigger ones get 413.', 1_024, 1 << 30),
+  maxBodyBytes: integer('RAGWAY_MAX_BODY_BYTES', 10 * 1024 * 1024, 'Largest request body of `/v1/documents` and `/v1/embeddings`; bigger ones get 413.', 1_024, 1 << 30),
+  maxQueryBodyBytes: integer(
+    'RAGWAY_MAX_QUERY_BODY_BYTES',
+    1024 * 1024,
+    'Largest request body of `/v1/search`, `/v1/query` and `/v1/chat/completions`; bigger ones get 413.',
+    1_024,
+    1 << 30,
+  ),
+  maxJsonDepth: integer('RAGWAY_MAX_JSON_DEPTH', 32, 'Deepest nesting of arrays and objects in a request body (metadata and filters included); deeper ones get 400.', 4, 64),
+  maxMetadataBytes: integer('RAGWAY_MAX_METADATA_BYTES', 64 * 1024, "Largest `metadata` of one document, as JSON (it is copied into every chunk); bigger ones get 400.", 16, 16 * 1024 * 1024),
+  maxFilterBytes: integer('RAGWAY_MAX_FILTER_BYTES', 64 * 1024, 'Largest metadata `filter` of one request, as JSON; bigger ones get 400.', 16, 16 * 1024 * 1024),
+  headersTimeoutMs: integer(
+    'RAGWAY_HEADERS_TIMEOUT_MS',
+    10_000,
+    'Longest a client may take to send its request headers (a new connection that sends nothing is closed after it too); then 408.',
+    100,
+    600_000,
+  ),
+  requestTimeoutMs: integer(
+    'RAGWAY_REQUEST_TIMEOUT_MS',
+    60_000,
+    'Longest a client may take to send a whole request, body included (responses and streams are not limited by it); then 408.',
+    100,
+    3_600_000,
+  ),
+  keepAliveTimeoutMs: integer(
+    'RAGWAY_KEEP_ALIVE_TIMEOUT_MS',
+    5_000,
+    "How long an idle keep-alive connection is kept; behind a load balancer, set it above the balancer's idle timeout.",
+    100,
+    3_600_000,
+  ),
+  maxConnections: integer('RAGWAY_MAX_CONNECTIONS', 2_048, 'Most client connections open at once; more are closed as they arrive.', 1, 1_000_000),
+  corsOrigins: string(
+    'RAGWAY_CORS_ORIGINS',
+    '',
+    'Origins (`https://app.example.com`, comma-separated, or `*`) whose browser pages may call the API; empty: none, and requests carrying another `Origin` get 403.',
+  ),
+  allowedHosts: string(
+    'RAGWAY_ALLOWED_HOSTS',
+    '',
+    'Host names (comma-separated) accepted in the `Host` header besides localhost, 127.0.0.1 and [::1] while the gateway listens on loopback (DNS-rebinding defence).',
+  ),
   maxDocumentsPerRequest: integer('RAGWAY_MAX_DOCUMENTS_PER_REQUEST', 1_000, 'Most documents in one `POST /v1/documents`.', 1, 100_000),
   chunkSizeTokens: integer('RAGWAY_CHUNK_SIZE_TOKENS', 160, 'Target chunk size at ingestion, in model tokens.', 16, 8_192),
   chunkOverlapTokens: integer('RAGWAY_CHUNK_OVERLAP_TOKENS', 32, 'Tokens of the previous chunk repeated at the start of the next.', 0, 4_096),
@@ -193,6 +242,13 @@ export const SETTINGS = {
     'File with the system prompt template (`{sources}` is replaced by the numbered sources); empty uses the built-in one.',
   ),
   ssePingMs: integer('RAGWAY_SSE_PING_MS', 10_000, 'Idle time after which an event stream gets a `: ping` comment; 0 disables.', 0, 600_000),
+  sseStallTimeoutMs: integer(
+    'RAGWAY_SSE_STALL_TIMEOUT_MS',
+    30_000,
+    'Longest an event stream waits for a client that stopped reading; then the stream is closed and its generation stopped.',
+    100,
+    3_600_000,
+  ),
   cacheEmbeddingsBytes: integer('RAGWAY_CACHE_EMBEDDINGS_BYTES', 32 * 1024 * 1024, 'Memory for cached query embeddings; 0 turns the layer off.', 0, 1 << 40),
   cacheEmbeddingsTtlMs: integer('RAGWAY_CACHE_EMBEDDINGS_TTL_MS', 3_600_000, 'How long a query embedding stays cached.', 1, 31_536_000_000),
   cacheRetrievalBytes: integer('RAGWAY_CACHE_RETRIEVAL_BYTES', 64 * 1024 * 1024, 'Memory for cached search results; 0 turns the layer off.', 0, 1 << 40),
@@ -321,6 +377,9 @@ export function loadConfig(
   const result = config as Config;
   if (result.searchDefaultK > result.searchMaxK) {
     throw new ConfigError(`RAGWAY_SEARCH_DEFAULT_K (${result.searchDefaultK}) exceeds RAGWAY_SEARCH_MAX_K (${result.searchMaxK})`);
+  }
+  if (result.headersTimeoutMs > result.requestTimeoutMs) {
+    throw new ConfigError(`RAGWAY_HEADERS_TIMEOUT_MS (${result.headersTimeoutMs}) exceeds RAGWAY_REQUEST_TIMEOUT_MS (${result.requestTimeoutMs})`);
   }
   if (result.chunkOverlapTokens >= result.chunkSizeTokens) {
     throw new ConfigError('RAGWAY_CHUNK_OVERLAP_TOKENS must be smaller than RAGWAY_CHUNK_SIZE_TOKENS');

@@ -10,6 +10,13 @@ export const SearchHit = ShardHit;
 export const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
 export type SearchHit = ShardHit;
 
+/**
+ * Request-side metadata and filters, bounded in size (the `x-max-json-bytes` keyword,
+ * core/http-errors.ts); their depth is bounded by the body parser before this runs.
+ */
+export const BoundedMetadata = (maxBytes: number) => Type.Record(Type.String(), Type.Unknown(), { 'x-max-json-bytes': maxBytes });
+export const BoundedFilter = (maxBytes: number) => Type.Record(Type.String(), Type.Unknown(), { 'x-max-json-bytes': maxBytes });
+
 /** What part of the corpus answered; one definition, beside the scatter that builds it. */
 export { Coverage } from '../retriever/coverage.js';
 

@@ -2,23 +2,32 @@
 // written as soon as it exists (no compression, no buffering, `X-Accel-Buffering: no` for
 // nginx); when the client reads slowly, `send` waits for 'drain', so the producer — an
 // upstream LLM stream — is read only as fast as the client consumes it. Idle streams get
-// `: ping` comments so proxies do not time them out.
+// `: ping` comments so proxies do not time them out. A client that stops reading altogether
+// is cut off after `stallTimeoutMs`: the connection is destroyed, which aborts the request's
+// signal and with it the generation, so an unread stream holds nothing for long and buffers
+// at most one frame beyond the socket's high-water mark (pings wait while it is full).
 import type { FastifyReply } from 'fastify';
 
 export interface SseOptions {
   /** Send a `: ping` comment after this long without a frame; 0 disables. */
   pingIntervalMs: number;
+  /** Close the stream when the client has not taken a written frame for this long. */
+  stallTimeoutMs: number;
 }
 
 export class SseStream {
   readonly #reply: FastifyReply;
   readonly #pingIntervalMs: number;
+  readonly #stallTimeoutMs: number;
   #ping: NodeJS.Timeout | undefined;
+  /** Waiting for 'drain': nothing more is written until the client reads. */
+  #blocked = false;
   #ended = false;
 
   constructor(reply: FastifyReply, options: SseOptions) {
     this.#reply = reply;
     this.#pingIntervalMs = options.pingIntervalMs;
+    this.#stallTimeoutMs = options.stallTimeoutMs;
   }
 
   /** True once the client has gone or the stream was ended. */
@@ -49,6 +58,8 @@ export class SseStream {
   }
 
   async comment(text: string): Promise<void> {
+    // A ping only keeps an idle connection open; one the client is not reading needs none.
+    if (this.#blocked) return;
     await this.#write(`: ${text}\n\n`);
   }
 
@@ -64,10 +75,18 @@ export class SseStream {
     this.#armPing();
     const raw = this.#reply.raw;
     if (raw.write(frame)) return;
+    this.#blocked = true;
     await new Promise<void>((resolve) => {
+      const stalled = setTimeout(() => {
+        // The client stopped reading: end it here rather than hold the frame (and the
+        // generation behind it) for ever. 'close' follows and resolves the wait.
+        raw.destroy();
+      }, this.#stallTimeoutMs);
       const done = (): void => {
+        clearTimeout(stalled);
         raw.off('drain', done);
         raw.off('close', done);
+        this.#blocked = false;
         resolve();
       };
       raw.on('drain', done);

@@ -2,12 +2,14 @@
 // replicaChoice; a transient failure moves it to another replica within the caller's deadline,
 // a 4xx returns at once, and when nothing is left the error lists every replica's reason. A
 // hedgeable read (a search) still unanswered after the hedge delay goes to a second replica
-// too: the first answer wins and the other call is aborted.
+// too: the first answer wins and the other call is aborted. When no readable replica is left,
+// the others are rechecked now and read from if they turn out ready (panic routing), so a 503
+// means that no replica could answer, not that the gateway stopped asking.
 import { abortError, createError, type RagwayError } from '../core/errors.js';
 import type { HedgePolicy } from './hedge-policy.js';
 import { race, type RaceControl } from './race.js';
 import type { Replica } from './replica.js';
-import { pickReplica } from './replica-choice.js';
+import { panicCandidates, pickReplica } from './replica-choice.js';
 import { classify, describeFailure, type ReplicaMessages } from './replica-failure.js';
 import type { ReplicaMembership } from './replica-membership.js';
 import type { ReplicaSetCounters, ReplicaSetObserver } from './replica-types.js';
@@ -43,6 +45,11 @@ interface Attempt {
   hedge: boolean;
   /** Given up on by us (another attempt won, the caller left, the deadline passed). */
   cancelled: boolean;
+}
+
+/** A replica out of rotation that a panic recheck found still unable to serve: why, for the message. */
+class Unservable {
+  constructor(readonly reason: string) {}
 }
 
 export function hedgedRead<T>(context: ReadContext, request: ReadRequest<T>): Promise<T> {
@@ -140,8 +147,11 @@ class HedgedRead<T> {
     return performance.now() - attempt.started;
   }
 
+  /** Starts a call to the best replica not tried yet; false when there is none. Hedges never panic. */
   #launch(hedge: boolean): boolean {
-    const replica = this.#pick();
+    let replica = this.#pick();
+    const panic = replica === undefined && !hedge;
+    if (panic) replica = panicCandidates(this.#context.membership.replicas, this.#tried)[0];
     if (replica === undefined) return false;
     this.#tried.add(replica);
     const attempt: Attempt = { replica, controller: new AbortController(), started: performance.now(), hedge, cancelled: false };
@@ -149,7 +159,7 @@ class HedgedRead<T> {
     replica.inFlight += 1;
     let pending: Promise<T>;
     try {
-      pending = this.#request.call(replica.client, attempt.controller.signal, this.#perCall);
+      pending = panic ? this.#recheckThenCall(attempt) : this.#request.call(replica.client, attempt.controller.signal, this.#perCall);
     } catch (err) {
       pending = Promise.reject(err);
     }
@@ -158,6 +168,21 @@ class HedgedRead<T> {
       (err: unknown) => this.#onFailure(attempt, err),
     );
     return true;
+  }
+
+  /**
+   * Out of rotation is what the last probe saw; ask again now (one contact shared by every read
+   * that needs it) and read only from a replica that is ready — never from one still catching
+   * up, whose answers would silently lack writes.
+   */
+  async #recheckThenCall(attempt: Attempt): Promise<T> {
+    const { membership, messages } = this.#context;
+    const { replica } = attempt;
+    const error = await membership.recheck(replica);
+    if (attempt.cancelled) throw createError('RAGWAY_ERR_CLIENT_CLOSED', `${this.#context.label}: the read ended during a recheck`);
+    if (error !== undefined) throw new Unservable(describeFailure(replica, error));
+    if (!replica.readable) throw new Unservable(messages.unreadableReason(replica));
+    return this.#request.call(replica.client, attempt.controller.signal, this.#perCall);
   }
 
   #onSuccess(attempt: Attempt, value: T): void {
@@ -187,6 +212,12 @@ class HedgedRead<T> {
       this.#fail(abortError(signal));
       return;
     }
+    if (err instanceof Unservable) {
+      // Already accounted for by the recheck (a failed contact counts there); just move on.
+      this.#failures.push(err.reason);
+      this.#next();
+      return;
+    }
     const kind = classify(err);
     if (kind === 'fatal') {
       // The replica answered, just not with data: it is alive.
@@ -199,8 +230,17 @@ class HedgedRead<T> {
       this.#fail(this.#deadlineError());
       return;
     }
+    if (kind === 'local') {
+      this.#fail(this.#context.messages.local(this.#request.operation, err));
+      return;
+    }
     this.#failures.push(describeFailure(attempt.replica, err));
     this.#context.membership.recordFailure(attempt.replica, err);
+    this.#next();
+  }
+
+  /** After a failure: wait for a hedge still running, else fail over, else give up. */
+  #next(): void {
     // A hedge still running may yet answer; only when nothing is left do we move on.
     if (this.#attempts.size > 0) return;
     if (this.#launch(false)) {

@@ -154,6 +154,9 @@ export class HttpShardClient implements ShardClient {
     throwIfAborted(signal);
     const headers = this.baseHeaders();
     if (body !== undefined) headers['content-type'] = 'application/json';
+    // Outside the transport's try: a body that cannot be serialised never reached the shard,
+    // and must not be reported (or counted) as the shard being unavailable.
+    const payload = body === undefined ? null : this.serialise(method, path, body);
 
     // A deadline becomes its own abort: the request stops at the deadline even when the
     // connection is healthy and the shard merely slow, and the shard learns how long we wait.
@@ -186,7 +189,7 @@ export class HttpShardClient implements ShardClient {
         method,
         path: this.basePath + path,
         headers,
-        body: body === undefined ? null : JSON.stringify(body),
+        body: payload,
         signal: requestSignal ?? null,
         headersTimeout: this.requestTimeoutMs,
         bodyTimeout: this.requestTimeoutMs,
@@ -207,6 +210,22 @@ export class HttpShardClient implements ShardClient {
     const scope = this.tenantScope?.current();
     if (scope !== undefined) headers[NAMESPACES_HEADER] = scope;
     return headers;
+  }
+
+  /**
+   * JSON of a request body. Running out of stack is what a client's absurdly nested metadata or
+   * filter does: its own 400. Anything else JSON.stringify throws (a cycle, a BigInt) is a bug
+   * here and stays a plain exception, which replica sets never blame on a replica.
+   */
+  private serialise(method: string, path: string, body: unknown): string {
+    try {
+      return JSON.stringify(body);
+    } catch (err) {
+      if (err instanceof RangeError) {
+        throw createError('RAGWAY_ERR_INVALID_REQUEST', `the request could not be serialised for the shard (${err.message}): it is nested too deeply`, { cause: err });
+      }
+      throw err;
+    }
   }
 
   private interpret<T>(method: string, path: string, response: Dispatcher.ResponseData, text: string): T {

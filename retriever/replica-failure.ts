@@ -1,16 +1,23 @@
 // What a failed replica call means, and how a replica set says so. Only transient errors
 // (connect, reset, timeout, 5xx) move a read to another replica and count against the
 // replica; a 4xx is the caller's mistake and returns at once, since every replica would
-// answer the same; a passed deadline is the caller's budget. Messages name each replica and
+// answer the same; a passed deadline is the caller's budget; and an exception thrown in this
+// process (not a RagwayError: a bug, or a request that could not even be serialised) says
+// nothing about the replica, so it neither counts nor moves on — another replica would run
+// the same local code. Messages name each replica and
 // its own reason: "shard-1: 2 of 2 replicas failed (search): http://… unavailable: …; …".
 import { createError, isRagwayError, type RagwayError } from '../core/errors.js';
 import type { Replica } from './replica.js';
 
-export type Failure = 'transient' | 'deadline' | 'fatal';
+export type Failure = 'transient' | 'deadline' | 'fatal' | 'local';
 
-/** 4xx is the request's fault (same answer everywhere); a passed deadline is the caller's budget. */
+/**
+ * Shard clients report every failure of the replica or its transport as a RagwayError
+ * (HttpShardClient maps connect errors, timeouts and 5xx to RAGWAY_ERR_SHARD_UNAVAILABLE);
+ * anything else was thrown by code in this process.
+ */
 export function classify(err: unknown): Failure {
-  if (!isRagwayError(err)) return 'transient';
+  if (!isRagwayError(err)) return 'local';
   if (err.code === 'RAGWAY_ERR_DEADLINE_EXCEEDED') return 'deadline';
   if (err.code === 'RAGWAY_ERR_CLIENT_CLOSED') return 'transient';
   return err.statusCode < 500 ? 'fatal' : 'transient';
@@ -56,6 +63,11 @@ export class ReplicaMessages {
     const skipped = this.replicas.filter((replica) => !tried.has(replica)).map((replica) => this.unreadableReason(replica));
     const reasons = [...failures, ...skipped];
     return createError('RAGWAY_ERR_SHARD_UNAVAILABLE', this.failed(reasons.length, operation, reasons), { retryAfterSeconds: 1 });
+  }
+
+  /** A local exception: 500, naming the shard and operation, never blamed on a replica. */
+  local(operation: string, err: unknown): RagwayError {
+    return createError('RAGWAY_ERR_INTERNAL', `${this.label}: ${operation} failed in the gateway before any replica answered: ${describe(err)}`, { cause: err });
   }
 
   deadline(operation: string, started: number, failures: readonly string[]): RagwayError {

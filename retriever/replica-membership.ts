@@ -1,8 +1,13 @@
 // Which replicas of a shard are in rotation. A replica that fails `ejection.failures` times in
-// a row is ejected (no reads, no writes) and probed back with exponential backoff; it returns
-// once it answers, and serves reads once it also says it is ready. A background refresh asks
-// every replica for its stats and readiness each period, so a replica nobody reads from is
-// still noticed when it dies, starts catching up, or becomes ready again.
+// a row is ejected (no reads, no writes) and probed back with exponential backoff, capped low
+// (1 s by default) so that a replica restarted during a rolling restart is read from again
+// about a second after it says it is ready, not after a backoff grown to tens of seconds. It
+// returns once it answers, and serves reads once it also says it is ready. A background
+// refresh asks every replica for its stats and readiness each period, so a replica nobody
+// reads from is still noticed when it dies, starts catching up, or becomes ready again.
+//
+// `recheck` is the same contact on demand: a read that finds no readable replica asks the
+// others now (panic routing) instead of trusting what the last probe saw.
 import type { StatsResponse } from '../shards/protocol.js';
 import type { Replica } from './replica.js';
 import { describe } from './replica-failure.js';
@@ -116,11 +121,33 @@ export class ReplicaMembership {
     replica.probeTimer.unref();
   }
 
+  /**
+   * Contacts the replica now (stats + /readyz), or joins the contact already under way, and
+   * applies what it learns as a probe would: restored when an ejected replica answers, a
+   * failure counted when a replica in rotation does not. Resolves the contact's error, if any.
+   */
+  async recheck(replica: Replica): Promise<unknown> {
+    if (replica.contact !== undefined) return replica.contact;
+    const contact = this.#contact(replica).then((error) => {
+      if (!this.#closed) this.#afterContact(replica, error);
+      return error;
+    });
+    replica.contact = contact;
+    try {
+      return await contact;
+    } finally {
+      replica.contact = undefined;
+    }
+  }
+
   async #probe(replica: Replica): Promise<void> {
     replica.probeTimer = undefined;
-    if (this.#closed || replica.probing) return;
-    const error = await this.#contact(replica);
     if (this.#closed) return;
+    // Joins a recheck already under way: it does what this probe would, next probe included.
+    await this.recheck(replica);
+  }
+
+  #afterContact(replica: Replica, error: unknown): void {
     const { baseBackoffMs, maxBackoffMs } = this.#options.ejection;
     if (error !== undefined) {
       if (replica.ejected) {
@@ -140,7 +167,14 @@ export class ReplicaMembership {
       replica.lastError = undefined;
       this.#options.emit((observer) => observer.onReplicaRestored?.(this.#options.shard, replica.url));
     }
-    if (!replica.readable) this.#scheduleProbe(replica, baseBackoffMs);
+    if (!replica.readable) {
+      this.#scheduleProbe(replica, baseBackoffMs);
+    } else {
+      // Back in rotation: a probe still pending from the ejection would only keep the periodic
+      // refresh (which skips replicas with one) from watching it.
+      clearTimeout(replica.probeTimer);
+      replica.probeTimer = undefined;
+    }
   }
 
   /** Stats, then /readyz where the client has it; resolves the error when it could not. */

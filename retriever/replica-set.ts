@@ -49,7 +49,7 @@ export type {
   WithAcks,
 } from './replica-types.js';
 
-const DEFAULT_EJECTION: EjectionOptions = { failures: 3, baseBackoffMs: 250, maxBackoffMs: 10_000 };
+const DEFAULT_EJECTION: EjectionOptions = { failures: 3, baseBackoffMs: 250, maxBackoffMs: 1_000 };
 const DEFAULT_PROBE_INTERVAL_MS = 1_000;
 const DEFAULT_PROBE_TIMEOUT_MS = 1_000;
 const DEFAULT_LATENCY_WINDOW = 256;

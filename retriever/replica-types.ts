@@ -24,7 +24,10 @@ export interface EjectionOptions {
   failures: number;
   /** First probe of an ejected replica after this long; doubles per failed probe. Default 250 ms. */
   baseBackoffMs: number;
-  /** Cap on the probe backoff. Default 10000 ms. */
+  /**
+   * Cap on the probe backoff. Default 1000 ms: a replica back after a restart is read from again
+   * within about this long (a probe is two small GETs; a second apart costs nothing).
+   */
   maxBackoffMs: number;
 }
 

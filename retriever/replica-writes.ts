@@ -2,8 +2,11 @@
 // need the writes they are catching up to) with the same request, version included, so
 // replicas converge under last-writer-wins. The result lists which replicas acknowledged; a
 // write fails only when none did — with the request's own 4xx when a replica rejected it.
+// When every replica in rotation failed, the ejected ones are tried too before giving up
+// (panic routing, as for reads): ejection is only as fresh as the last probe.
 import { abortError, createError, isRagwayError, throwIfAborted, type ErrorCode } from '../core/errors.js';
 import { classify, describeFailure, type ReplicaMessages } from './replica-failure.js';
+import type { Replica } from './replica.js';
 import type { ReplicaMembership } from './replica-membership.js';
 import type { ReplicaAck, WithAcks } from './replica-types.js';
 import type { ShardCallOptions, ShardClient } from './shard-client.js';
@@ -19,6 +22,8 @@ interface Outcome<T> {
   ack: ReplicaAck;
   value?: T;
   error?: unknown;
+  /** Not sent (the replica is ejected). */
+  skipped?: boolean;
 }
 
 export async function writeToReplicas<T extends object>(
@@ -31,26 +36,37 @@ export async function writeToReplicas<T extends object>(
   const { membership, messages } = context;
   throwIfAborted(signal);
   const perCall: ShardCallOptions | undefined = callOptions?.deadline === undefined ? undefined : { deadline: callOptions.deadline };
+  const send = async (replica: Replica): Promise<Outcome<T>> => {
+    replica.inFlight += 1;
+    try {
+      const value = await call(replica.client, signal, perCall);
+      replica.noteAnswered();
+      return { ack: { url: replica.url, ok: true }, value };
+    } catch (err) {
+      if (!signal?.aborted && classify(err) === 'transient') membership.recordFailure(replica, err);
+      const code: ErrorCode = isRagwayError(err) ? err.code : 'RAGWAY_ERR_SHARD_UNAVAILABLE';
+      return { ack: { url: replica.url, ok: false, error: describeFailure(replica, err), code }, error: err };
+    } finally {
+      replica.inFlight -= 1;
+    }
+  };
   const outcomes = await Promise.all(
     membership.replicas.map(async (replica): Promise<Outcome<T>> => {
       if (replica.ejected) {
         // Not sent: it would most likely fail too, and it catches up from its peers on return.
-        return { ack: { url: replica.url, ok: false, error: messages.unreadableReason(replica), code: 'RAGWAY_ERR_SHARD_UNAVAILABLE' } };
+        return { ack: { url: replica.url, ok: false, error: messages.unreadableReason(replica), code: 'RAGWAY_ERR_SHARD_UNAVAILABLE' }, skipped: true };
       }
-      replica.inFlight += 1;
-      try {
-        const value = await call(replica.client, signal, perCall);
-        replica.noteAnswered();
-        return { ack: { url: replica.url, ok: true }, value };
-      } catch (err) {
-        if (!signal?.aborted && classify(err) === 'transient') membership.recordFailure(replica, err);
-        const code: ErrorCode = isRagwayError(err) ? err.code : 'RAGWAY_ERR_SHARD_UNAVAILABLE';
-        return { ack: { url: replica.url, ok: false, error: describeFailure(replica, err), code }, error: err };
-      } finally {
-        replica.inFlight -= 1;
-      }
+      return send(replica);
     }),
   );
+  const nobodyTookIt = outcomes.every((outcome) => outcome.value === undefined && (outcome.error === undefined || classify(outcome.error) === 'transient'));
+  if (!signal?.aborted && nobodyTookIt && outcomes.some((outcome) => outcome.skipped === true)) {
+    await Promise.all(
+      outcomes.map(async (outcome, index) => {
+        if (outcome.skipped === true) outcomes[index] = await send(membership.replicas[index] as Replica);
+      }),
+    );
+  }
   if (signal?.aborted) throw abortError(signal);
   const replicas = outcomes.map((outcome) => outcome.ack);
   const applied = outcomes.find((outcome) => outcome.value !== undefined);
@@ -61,6 +77,7 @@ export async function writeToReplicas<T extends object>(
   const rejected = errors.find((err) => classify(err) === 'fatal');
   if (rejected !== undefined) throw rejected;
   const message = messages.failed(replicas.length, operation, replicas.map((ack) => ack.error ?? 'failed'));
+  if (errors.length > 0 && errors.every((err) => classify(err) === 'local')) throw messages.local(operation, errors[0]);
   if (errors.length > 0 && errors.every((err) => classify(err) === 'deadline')) {
     throw createError('RAGWAY_ERR_DEADLINE_EXCEEDED', message);
   }

@@ -35,6 +35,8 @@ export class Replica {
   backoffMs = 0;
   probeTimer: NodeJS.Timeout | undefined;
   probing = false;
+  /** An on-demand contact (ReplicaMembership.recheck) in flight, shared by every read that needs it. */
+  contact: Promise<unknown> | undefined;
   lastError: string | undefined;
   stats: StatsResponse | undefined;
   statsAt = 0;

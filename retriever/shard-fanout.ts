@@ -127,7 +127,7 @@ class Gathering<T> {
       return;
     }
     const failure = shardFailure(client, err);
-    if (failure.statusCode < 500) {
+    if (failsWholeCall(failure)) {
       this.#set.observe(shard, this.#tookMs[slot] as number, true);
       this.#control?.fail(failure);
       return;
@@ -193,7 +193,7 @@ export async function writeAll<G, R extends object>(
       } catch (err) {
         if (signal?.aborted) throw abortError(signal);
         const failure = shardFailure(client, err);
-        set.observe(shard, performance.now() - started, failure.statusCode < 500);
+        set.observe(shard, performance.now() - started, failsWholeCall(failure));
         throw failure;
       }
       set.observe(shard, performance.now() - started, true);
@@ -210,7 +210,7 @@ export async function writeAll<G, R extends object>(
   });
   if (firstFailure === undefined) return results;
   if (signal?.aborted) throw abortError(signal);
-  if (firstFailure.statusCode < 500) throw firstFailure;
+  if (failsWholeCall(firstFailure)) throw firstFailure;
   throw createError(
     firstFailure.code === 'RAGWAY_ERR_DEADLINE_EXCEEDED' ? 'RAGWAY_ERR_DEADLINE_EXCEEDED' : 'RAGWAY_ERR_SHARD_UNAVAILABLE',
     `${operation} reached ${results.size} of ${entries.length} shards (it is idempotent; retry it): ${firstFailure.message}`,
@@ -227,13 +227,23 @@ function acksOf(client: ShardClient, response: object): ReplicaAck[] {
 }
 
 /**
- * A shard's 4xx passes unchanged; a missed deadline stays a deadline (504); anything else
+ * The request's own fault (a 4xx: every shard would say the same) or a failure in this process
+ * before the shard answered (RAGWAY_ERR_INTERNAL, see replica-failure.ts): not a shard outage,
+ * so not a partial answer either.
+ */
+function failsWholeCall(failure: RagwayError): boolean {
+  return failure.statusCode < 500 || failure.code === 'RAGWAY_ERR_INTERNAL';
+}
+
+/**
+ * A shard's 4xx and a local RAGWAY_ERR_INTERNAL pass unchanged; a missed deadline stays a deadline (504); anything else
  * becomes 503 naming the shard, with the cause. Errors that already name the shard
  * (HttpShardClient's, ReplicaSet's) are not wrapped twice.
  */
 function shardFailure(client: ShardClient, err: unknown): RagwayError {
   // A client that reports "closed" while our caller is still here gave up on its own: transient.
   if (isRagwayError(err) && err.statusCode < 500 && err.code !== 'RAGWAY_ERR_CLIENT_CLOSED') return err;
+  if (isRagwayError(err) && err.code === 'RAGWAY_ERR_INTERNAL') return err;
   let detail: string;
   if (err instanceof Error && err.message.startsWith(client.name)) {
     detail = err.message;

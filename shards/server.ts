@@ -12,6 +12,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { abortError, createError } from '../core/errors.js';
 import { ajvOptions, installErrorHandling } from '../core/http-errors.js';
+import { installHttpGuards, isLoopbackHost } from '../core/http-guards.js';
+import { serverOptions } from '../core/http-server.js';
 import { requestSignal } from '../core/request-signal.js';
 import { installShardAccess } from './access.js';
 import { catchUpFromPeers, type CatchUpResult } from './catch-up.js';
@@ -47,6 +49,13 @@ export const DEFAULT_BODY_LIMIT_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_GRACE_MS = 10_000;
 const DEFAULT_CHANGES_LIMIT = 1_000;
 export const DEFAULT_ANTI_ENTROPY_INTERVAL_MS = 10_000;
+/**
+ * Above the gateway's largest RAGWAY_MAX_JSON_DEPTH (64) plus the levels a shard request
+ * wraps around metadata and filters, so whatever a gateway accepts a shard accepts.
+ */
+const SHARD_MAX_JSON_DEPTH = 128;
+/** Upserts can be tens of MB: a minute to send one; idle peers are dropped after Node's 5 s. */
+const SHARD_CLIENT_LIMITS = { headersTimeoutMs: 10_000, requestTimeoutMs: 120_000, keepAliveTimeoutMs: 5_000 };
 /** Export lines are sent in pieces of about this size (fewer, larger socket writes). */
 const EXPORT_PIECE_CHARS = 256 * 1024;
 
@@ -65,6 +74,8 @@ export interface ShardAppOptions {
   antiEntropy?: AntiEntropy;
   /** The cluster credential: without it in CLUSTER_TOKEN_HEADER only /healthz and /readyz answer. */
   clusterToken?: string | undefined;
+  /** Listening on loopback: accept only loopback names in Host (DNS-rebinding defence). */
+  loopback?: boolean;
 }
 
 export interface ShardServerOptions
@@ -112,10 +123,14 @@ export function buildShardApp(store: IndexStore, options: ShardAppOptions = {}):
     bodyLimit: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES,
     // Strict: a typo'd field is a 400 and "5" is not 5 (Fastify's defaults strip and coerce).
     ajv: ajvOptions(),
+    ...serverOptions(SHARD_CLIENT_LIMITS),
+    // Document ids are up to 512 characters, percent-encoded up to three times as long.
+    routerOptions: { maxParamLength: 2_048 },
   });
-  // The wire protocol is JSON only; no curl-friendly parsing of other content types here.
-  installErrorHandling(app, { lenientJson: false });
-  app.removeContentTypeParser('text/plain');
+  installErrorHandling(app, { maxJsonDepth: SHARD_MAX_JSON_DEPTH });
+  // No browser has any business here: no CORS, and while on loopback only loopback names
+  // in Host (the gateway addresses shards by IP or by their configured names otherwise).
+  installHttpGuards(app, { corsOrigins: [], allowedHosts: options.loopback === true ? [] : undefined });
   installShardAccess(app, { clusterToken: options.clusterToken });
   const faults = options.faults === true ? new FaultInjector() : undefined;
   let closing = false;
@@ -291,6 +306,11 @@ function requestDeadline(request: FastifyRequest, reply: FastifyReply): number |
       param: DEADLINE_HEADER,
     });
   }
+  if (budgetMs < 0) {
+    throw createError('RAGWAY_ERR_INVALID_REQUEST', `${DEADLINE_HEADER} must not be negative, got ${JSON.stringify(raw)}`, {
+      param: DEADLINE_HEADER,
+    });
+  }
   const remainingMs = budgetMs - reply.elapsedTime;
   if (remainingMs <= 0) {
     throw createError('RAGWAY_ERR_DEADLINE_EXCEEDED', `the caller's deadline (${DEADLINE_HEADER}: ${raw}) passed before the shard started`);
@@ -354,14 +374,15 @@ export async function startShardServer(options: ShardServerOptions): Promise<Sha
           clusterToken: options.clusterToken,
           log: notify,
         });
+  const host = options.host ?? '127.0.0.1';
   app = buildShardApp(store, {
     bodyLimitBytes: options.bodyLimitBytes,
     logger: options.logger,
     faults: options.faults,
     clusterToken: options.clusterToken,
+    loopback: isLoopbackHost(host),
     antiEntropy,
   });
-  const host = options.host ?? '127.0.0.1';
   try {
     await app.listen({ host, port: options.port });
   } catch (err) {

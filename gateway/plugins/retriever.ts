@@ -36,7 +36,7 @@ function replicaSetsFor(config: Config, observer: ScatterObserver, tenantScope: 
       maxExtraFraction: config.hedgeMaxExtraFraction,
       minDelayMs: config.hedgeMinDelayMs,
     },
-    ejection: { failures: config.replicaEjectFailures, baseBackoffMs: config.replicaProbeBackoffMs },
+    ejection: { failures: config.replicaEjectFailures, baseBackoffMs: config.replicaProbeBackoffMs, maxBackoffMs: config.replicaProbeMaxBackoffMs },
   });
 }
 

@@ -12,6 +12,8 @@ import { CACHE_SIMILARITY_HEADER, CACHE_STATUS_HEADER } from './client-controls.
 export interface AnswerReplyOptions {
   stream: boolean;
   pingIntervalMs: number;
+  /** Close the stream when its client has not read for this long (RAGWAY_SSE_STALL_TIMEOUT_MS). */
+  stallTimeoutMs: number;
 }
 
 export function answerCacheHeaders(cache: AnswerCache): Record<string, string> {
@@ -44,7 +46,7 @@ export async function replyWithAnswer(
     return encoder.body(sources, done);
   }
 
-  const sse = new SseStream(reply, { pingIntervalMs: options.pingIntervalMs });
+  const sse = new SseStream(reply, { pingIntervalMs: options.pingIntervalMs, stallTimeoutMs: options.stallTimeoutMs });
   sse.open(headers);
   try {
     for (const frame of encoder.frames(sources)) await sse.send(frame.data, frame.event);

@@ -19,7 +19,7 @@ export async function proxyChat(
   reply: FastifyReply,
   generator: { id: string; proxy: NonNullable<Generator['proxy']> },
   body: Readonly<Record<string, unknown>>,
-  options: { pingIntervalMs: number },
+  options: { pingIntervalMs: number; stallTimeoutMs: number },
 ): Promise<unknown> {
   const forwarded: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(body)) if (!RAGWAY_FIELDS.has(name)) forwarded[name] = value;
@@ -34,7 +34,7 @@ export async function proxyChat(
     return renamed(Buffer.concat(parts).toString('utf8'));
   }
 
-  const sse = new SseStream(reply, { pingIntervalMs: options.pingIntervalMs });
+  const sse = new SseStream(reply, options);
   sse.open();
   const parser = new SseParser();
   try {

@@ -4,12 +4,12 @@
 import { randomUUID } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { Filter, Namespace } from '../../../shards/protocol.js';
+import { Namespace } from '../../../shards/protocol.js';
 import { createError } from '../../../core/errors.js';
 import { requestSignal } from '../../../core/request-signal.js';
 import { OpenAiChunkEncoder } from '../../answer/encoders.js';
 import type { ChatMessage } from '../../providers/provider.js';
-import { Nullable } from '../../schemas.js';
+import { BoundedFilter, Nullable } from '../../schemas.js';
 import { replyWithAnswer } from '../answer-reply.js';
 import { proxyChat } from '../chat-proxy.js';
 import { CacheControlBody, CacheControlHeaders, DeadlineMs, cacheControl, ragOptions } from '../client-controls.js';
@@ -27,17 +27,17 @@ const Message = Type.Object({
   name: Type.Optional(Type.String()),
 });
 
-function ragSchema(maxK: number) {
+function ragSchema(options: { maxK: number; maxFilterBytes: number }) {
   return {
-    k: Type.Optional(Type.Integer({ minimum: 1, maximum: maxK })),
+    k: Type.Optional(Type.Integer({ minimum: 1, maximum: options.maxK })),
     namespace: Type.Optional(Namespace),
-    filter: Type.Optional(Filter),
+    filter: Type.Optional(BoundedFilter(options.maxFilterBytes)),
     require_complete: Type.Optional(Type.Boolean()),
     deadline_ms: Type.Optional(DeadlineMs),
   };
 }
 
-function ragChatBodySchema(options: { maxK: number }) {
+function ragChatBodySchema(options: { maxK: number; maxFilterBytes: number }) {
   return Type.Object({
     model: Type.String({ minLength: 1 }),
     messages: Type.Array(Message, { minItems: 1 }),
@@ -50,7 +50,7 @@ function ragChatBodySchema(options: { maxK: number }) {
     n: Type.Optional(Nullable(Type.Literal(1, { errorMessage: 'n must be 1: ragway generates one choice' }))),
     stop: Type.Optional(Nullable(Type.Union([Type.String(), Type.Array(Type.String(), { maxItems: 4 })]))),
     user: Type.Optional(Type.String()),
-    rag: Type.Optional(Type.Object({ enabled: Type.Optional(Type.Boolean()), ...ragSchema(options.maxK) }, { additionalProperties: false })),
+    rag: Type.Optional(Type.Object({ enabled: Type.Optional(Type.Boolean()), ...ragSchema(options) }, { additionalProperties: false })),
     cache: Type.Optional(CacheControlBody),
     // Other OpenAI parameters (presence_penalty, seed, logit_bias, …) are accepted and not
     // forwarded: clients such as LangChain send them by default.
@@ -58,19 +58,19 @@ function ragChatBodySchema(options: { maxK: number }) {
 }
 
 /** Retrieval off: the body goes to the upstream as it is, so only what ragway reads is checked. */
-function proxyChatBodySchema(options: { maxK: number }) {
+function proxyChatBodySchema(options: { maxK: number; maxFilterBytes: number }) {
   return Type.Object({
     model: Type.String({ minLength: 1 }),
     messages: Type.Array(Type.Object({}), { minItems: 1 }),
     stream: Type.Optional(Nullable(Type.Boolean())),
-    rag: Type.Object({ enabled: Type.Literal(false), ...ragSchema(options.maxK) }, { additionalProperties: false }),
+    rag: Type.Object({ enabled: Type.Literal(false), ...ragSchema(options) }, { additionalProperties: false }),
     cache: Type.Optional(CacheControlBody),
   });
 }
 
 const RAG_OFF = { type: 'object', required: ['rag'], properties: { rag: { type: 'object', required: ['enabled'], properties: { enabled: { const: false } } } } };
 
-export function chatBodySchema(options: { maxK: number }) {
+export function chatBodySchema(options: { maxK: number; maxFilterBytes: number }) {
   const rag = ragChatBodySchema(options);
   const proxy = proxyChatBodySchema(options);
   return Type.Unsafe<Static<typeof rag> | Static<typeof proxy>>({ type: 'object', if: RAG_OFF, then: proxy, else: rag });
@@ -133,7 +133,14 @@ export function conversation(messages: ChatBody['messages']): { question: string
 export default async function chatCompletionRoutes(app: FastifyInstance): Promise<void> {
   app.post<{ Body: ChatBody | ProxyChatBody; Headers: CacheControlHeaders }>(
     '/v1/chat/completions',
-    { schema: { body: chatBodySchema({ maxK: app.config.searchMaxK }), headers: CacheControlHeaders, response: { 200: ChatCompletionResponse } } },
+    {
+      bodyLimit: app.config.maxQueryBodyBytes,
+      schema: {
+        body: chatBodySchema({ maxK: app.config.searchMaxK, maxFilterBytes: app.config.maxFilterBytes }),
+        headers: CacheControlHeaders,
+        response: { 200: ChatCompletionResponse },
+      },
+    },
     async (request, reply) => {
       if (request.body.rag?.enabled === false) {
         const generator = app.generators.get(request.body.model);
@@ -141,6 +148,7 @@ export default async function chatCompletionRoutes(app: FastifyInstance): Promis
         if (proxy !== undefined) {
           return proxyChat(request, reply, { id: generator.id, proxy: proxy.bind(generator) }, request.body as ProxyChatBody, {
             pingIntervalMs: app.config.ssePingMs,
+            stallTimeoutMs: app.config.sseStallTimeoutMs,
           });
         }
       }
@@ -167,7 +175,11 @@ export default async function chatCompletionRoutes(app: FastifyInstance): Promis
         created: Math.floor(Date.now() / 1000),
         includeUsage: body.stream_options?.include_usage === true,
       });
-      return replyWithAnswer(request, reply, answer, encoder, { stream: body.stream === true, pingIntervalMs: app.config.ssePingMs });
+      return replyWithAnswer(request, reply, answer, encoder, {
+        stream: body.stream === true,
+        pingIntervalMs: app.config.ssePingMs,
+        stallTimeoutMs: app.config.sseStallTimeoutMs,
+      });
     },
   );
 }

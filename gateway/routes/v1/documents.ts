@@ -4,12 +4,13 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { DEFAULT_NAMESPACE, Metadata, Namespace } from '../../../shards/protocol.js';
+import { BoundedMetadata } from '../../schemas.js';
 import { createError } from '../../../core/errors.js';
 import { requestSignal } from '../../../core/request-signal.js';
 
 const DocumentId = Type.String({ minLength: 1, maxLength: 480 });
 
-export function ingestBodySchema(options: { maxDocuments: number }) {
+export function ingestBodySchema(options: { maxDocuments: number; maxMetadataBytes: number }) {
   return Type.Object(
     {
       namespace: Type.Optional(Namespace),
@@ -18,7 +19,7 @@ export function ingestBodySchema(options: { maxDocuments: number }) {
           {
             id: Type.Optional(DocumentId),
             text: Type.String({ minLength: 1 }),
-            metadata: Type.Optional(Metadata),
+            metadata: Type.Optional(BoundedMetadata(options.maxMetadataBytes)),
           },
           { additionalProperties: false },
         ),
@@ -64,7 +65,7 @@ export default async function documentRoutes(app: FastifyInstance): Promise<void
     '/v1/documents',
     {
       schema: {
-        body: ingestBodySchema({ maxDocuments: app.config.maxDocumentsPerRequest }),
+        body: ingestBodySchema({ maxDocuments: app.config.maxDocumentsPerRequest, maxMetadataBytes: app.config.maxMetadataBytes }),
         response: { 200: IngestResponse },
       },
     },

@@ -3,20 +3,20 @@
 // `sources` → `delta`… → `done` | `error`, with `: ping` comments while idle.
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { Filter, Namespace } from '../../../shards/protocol.js';
+import { Namespace } from '../../../shards/protocol.js';
 import { requestSignal } from '../../../core/request-signal.js';
 import { NativeAnswerEncoder } from '../../answer/encoders.js';
-import { Coverage } from '../../schemas.js';
+import { BoundedFilter, Coverage } from '../../schemas.js';
 import { replyWithAnswer } from '../answer-reply.js';
 import { CacheControlBody, CacheControlHeaders, DeadlineMs, cacheControl, ragOptions } from '../client-controls.js';
 
-export function queryBodySchema(options: { maxK: number }) {
+export function queryBodySchema(options: { maxK: number; maxFilterBytes: number }) {
   return Type.Object(
     {
       query: Type.String({ minLength: 1, maxLength: 65_536 }),
       k: Type.Optional(Type.Integer({ minimum: 1, maximum: options.maxK })),
       namespace: Type.Optional(Namespace),
-      filter: Type.Optional(Filter),
+      filter: Type.Optional(BoundedFilter(options.maxFilterBytes)),
       model: Type.Optional(Type.String({ minLength: 1 })),
       stream: Type.Optional(Type.Boolean()),
       max_tokens: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
@@ -63,7 +63,14 @@ function wantsStream(body: QueryBody, accept: string | undefined): boolean {
 export default async function queryRoutes(app: FastifyInstance): Promise<void> {
   app.post<{ Body: QueryBody; Headers: CacheControlHeaders }>(
     '/v1/query',
-    { schema: { body: queryBodySchema({ maxK: app.config.searchMaxK }), headers: CacheControlHeaders, response: { 200: QueryResponse } } },
+    {
+      bodyLimit: app.config.maxQueryBodyBytes,
+      schema: {
+        body: queryBodySchema({ maxK: app.config.searchMaxK, maxFilterBytes: app.config.maxFilterBytes }),
+        headers: CacheControlHeaders,
+        response: { 200: QueryResponse },
+      },
+    },
     async (request, reply) => {
       const body = request.body;
       const answer = app.answers.answer(
@@ -81,6 +88,7 @@ export default async function queryRoutes(app: FastifyInstance): Promise<void> {
       return replyWithAnswer(request, reply, answer, new NativeAnswerEncoder(), {
         stream: wantsStream(body, request.headers.accept),
         pingIntervalMs: app.config.ssePingMs,
+        stallTimeoutMs: app.config.sseStallTimeoutMs,
       });
     },
   );

@@ -3,17 +3,17 @@
 // (max k, vector dimension), so every bad request is refused before any work starts.
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { Filter, Namespace } from '../../../shards/protocol.js';
+import { Namespace } from '../../../shards/protocol.js';
 import { CacheControlBody, CacheControlHeaders, DeadlineMs, cacheControl, deadlineMs, setCacheStatus } from '../client-controls.js';
 import { requestSignal } from '../../../core/request-signal.js';
-import { Coverage, SearchHit, SearchTimings } from '../../schemas.js';
+import { BoundedFilter, Coverage, SearchHit, SearchTimings } from '../../schemas.js';
 import type { SearchHit as SearchHitType } from '../../schemas.js';
 
 // Largest finite float32; JSON numbers beyond it (1e999 parses as Infinity) are refused.
 const FLOAT32_MAX = 3.4028234663852886e38;
 const INCLUDE_FIELDS = ['text', 'metadata'] as const;
 
-export function searchBodySchema(options: { maxK: number; dimensions: number }) {
+export function searchBodySchema(options: { maxK: number; dimensions: number; maxFilterBytes: number }) {
   return Type.Object(
     {
       query: Type.Optional(Type.String({ minLength: 1, maxLength: 65_536 })),
@@ -27,7 +27,7 @@ export function searchBodySchema(options: { maxK: number; dimensions: number }) 
       /** hnswlib's search breadth for this query (recall vs speed); default: each shard's --ef. */
       ef: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
       namespace: Type.Optional(Namespace),
-      filter: Type.Optional(Filter),
+      filter: Type.Optional(BoundedFilter(options.maxFilterBytes)),
       include: Type.Optional(Type.Array(Type.Union(INCLUDE_FIELDS.map((field) => Type.Literal(field))), { uniqueItems: true })),
       cache: Type.Optional(CacheControlBody),
       deadline_ms: Type.Optional(DeadlineMs),
@@ -54,14 +54,14 @@ export const SearchResponseSchema = Type.Object({
 });
 
 export default async function searchRoutes(app: FastifyInstance): Promise<void> {
-  const body = searchBodySchema({ maxK: app.config.searchMaxK, dimensions: app.embedder.backend.dimensions });
+  const body = searchBodySchema({ maxK: app.config.searchMaxK, dimensions: app.embedder.backend.dimensions, maxFilterBytes: app.config.maxFilterBytes });
   // A cache hit returns the very results array the cache holds, so its JSON can be kept
   // beside it (and dies with it): a hot query is serialized once, not on every hit. The
   // payload has exactly the shape SearchResponseSchema documents.
   const serializedResults = new WeakMap<readonly SearchHitType[], string>();
   app.post<{ Body: SearchBody; Headers: CacheControlHeaders }>(
     '/v1/search',
-    { schema: { body, headers: CacheControlHeaders, response: { 200: SearchResponseSchema } } },
+    { bodyLimit: app.config.maxQueryBodyBytes, schema: { body, headers: CacheControlHeaders, response: { 200: SearchResponseSchema } } },
     async (request, reply) => {
       const { query, vector, k, ef, namespace, filter, include } = request.body;
       const result = await app.pipeline.search(
@@ -87,7 +87,12 @@ export default async function searchRoutes(app: FastifyInstance): Promise<void> 
         serializedResults.set(result.results, results);
       }
       reply.type('application/json; charset=utf-8');
-      return `{"object":"search.result","model":${JSON.stringify(result.model)},"results":${results},"coverage":${JSON.stringify(result.coverage)},"timings":${JSON.stringify(result.timings)}}`;
+      // A partial answer says which shards are missing, in words a client may read.
+      const coverage =
+        result.coverage.missing === undefined
+          ? result.coverage
+          : { ...result.coverage, missing: result.coverage.missing.map((entry) => ({ ...entry, reason: app.publicMessage(entry.reason, request.id) })) };
+      return `{"object":"search.result","model":${JSON.stringify(result.model)},"results":${results},"coverage":${JSON.stringify(coverage)},"timings":${JSON.stringify(result.timings)}}`;
     },
   );
 }

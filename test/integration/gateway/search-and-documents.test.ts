@@ -198,14 +198,20 @@ describe('gateway over real shard processes', () => {
       assert.equal(duplicate.json<ErrorBody>().error.param, 'documents[1].id');
     });
 
-    it('accepts curl-style bodies sent without a JSON content type', async () => {
+    it('refuses bodies not sent as JSON (curl -d without a content type), saying what to send', async () => {
+      // A browser sends form and text bodies cross-site without a preflight: they are never parsed.
       const response = await app.inject({
         method: 'POST',
         url: '/v1/search',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         payload: JSON.stringify({ query: 'pasta', k: 1 }),
       });
-      assert.equal(response.statusCode, 200, response.body);
+      assert.equal(response.statusCode, 415, response.body);
+      assert.equal(response.json<ErrorBody>().error.code, 'RAGWAY_ERR_UNSUPPORTED_MEDIA_TYPE');
+      assert.match(response.json<ErrorBody>().error.message, /content-type: application\/json/);
+      // The same body sent as JSON is served (and cached: a later test relies on that entry).
+      const json = await search({ query: 'pasta', k: 1 });
+      assert.equal(json.statusCode, 200, json.body);
     });
 
     it('answers unknown routes with a 404 envelope', async () => {

@@ -77,15 +77,16 @@ describe('fault injection and deadlines (real processes)', () => {
   });
 
   it('answers 504 when the deadline already passed, and stops work the deadline outran', async () => {
-    for (const budget of ['0', '-5']) {
-      const reply = await http.call<Envelope>(plainUrl, 'POST', '/v1/search', search, { [DEADLINE_HEADER]: budget });
-      assert.equal(reply.status, 504);
-      assert.equal(reply.body.error.code, 'RAGWAY_ERR_DEADLINE_EXCEEDED');
-    }
+    const spent = await http.call<Envelope>(plainUrl, 'POST', '/v1/search', search, { [DEADLINE_HEADER]: '0' });
+    assert.equal(spent.status, 504);
+    assert.equal(spent.body.error.code, 'RAGWAY_ERR_DEADLINE_EXCEEDED');
     assert.equal((await http.call(plainUrl, 'POST', '/v1/search', search, { [DEADLINE_HEADER]: '5000' })).status, 200);
-    const bad = await http.call<Envelope>(plainUrl, 'POST', '/v1/search', search, { [DEADLINE_HEADER]: 'soon' });
-    assert.equal(bad.status, 400);
-    assert.equal(bad.body.error.param, DEADLINE_HEADER);
+    // A negative budget is a malformed header, not a spent one.
+    for (const budget of ['soon', '-5']) {
+      const bad = await http.call<Envelope>(plainUrl, 'POST', '/v1/search', search, { [DEADLINE_HEADER]: budget });
+      assert.equal(bad.status, 400);
+      assert.equal(bad.body.error.param, DEADLINE_HEADER);
+    }
 
     // A write whose budget is spent is not applied at all.
     const before = (await http.stats(plainUrl)).count;

@@ -235,7 +235,7 @@ describe('shard server routes (inject)', () => {
       { method: 'POST', url: '/v1/search', headers: { 'content-type': 'text/plain' }, payload: 'hello' },
       415,
       'RAGWAY_ERR_UNSUPPORTED_MEDIA_TYPE',
-      null,
+      'content-type',
     );
     await expectError(
       { method: 'POST', url: '/v1/upsert', payload: { chunks: chunks(1000, 2) } },

@@ -83,10 +83,102 @@ describe('ReplicaSet', () => {
     assert.equal(a.calls.search + b.calls.search, before + 1, 'a 4xx is not retried on another replica');
 
     b.failure = () => createError('RAGWAY_ERR_SHARD_UNAVAILABLE', 'shard-0 (mem://replica-1) unavailable: HTTP 503');
+    // The ejected replica answers again (its probe is a minute away): panic routing asks it
+    // anyway once the replica in rotation fails, instead of answering 503.
+    assert.equal((await set.search(query(1))).results[0]?.hits.length, 3);
+    assert.equal(set.view()[0]?.state, 'ready');
+    // When nothing answers, the 503 gives each replica's own reason.
+    a.failure = refused(a);
     await assert.rejects(
       set.search(query(1)),
-      hasCode('RAGWAY_ERR_SHARD_UNAVAILABLE', /^shard-0: 2 of 2 replicas failed \(search\): mem:\/\/replica-1 unavailable: HTTP 503; mem:\/\/replica-0: ejected after 3 consecutive failures \(last: .*ECONNREFUSED\)$/),
+      hasCode('RAGWAY_ERR_SHARD_UNAVAILABLE', /^shard-0: 2 of 2 replicas failed \(search\): (?=.*mem:\/\/replica-1 unavailable: HTTP 503)(?=.*mem:\/\/replica-0 unavailable: connect ECONNREFUSED)/),
     );
+  });
+
+  it('panic routing: with no replica in rotation, the others are rechecked best first and read from only when ready', async () => {
+    const { set, replicas: [a, b] } = await replicas(2, { hedge: { enabled: false }, ejection: { failures: 1, baseBackoffMs: 60_000 } });
+    assert.ok(a && b);
+    // a is ejected; b is catching up (it answered its last contact, so it is rechecked first).
+    a.failure = refused(a);
+    b.state = 'catching-up';
+    await set.refresh();
+    assert.deepEqual(set.view().map((v) => v.state), ['down', 'catching-up']);
+    await assert.rejects(
+      set.search(query(0)),
+      hasCode('RAGWAY_ERR_SHARD_UNAVAILABLE', /^shard-0: 2 of 2 replicas failed \(search\): mem:\/\/replica-1: catching up \(not read from until ready\); mem:\/\/replica-0 unavailable: connect ECONNREFUSED$/),
+    );
+    assert.equal(a.calls.search + b.calls.search, 0, 'nothing is read from a replica that is not ready');
+
+    // a is back, long before its next probe: the read finds it ready and is served by it.
+    a.failure = undefined;
+    const statsBefore = b.calls.stats;
+    assert.equal((await set.getDocument(NS, 'd3'))?.chunks[0]?.id, 'c3');
+    assert.equal(a.calls.getDocument, 1);
+    assert.equal(b.calls.getDocument, 0, 'the catching-up replica is never read from');
+    assert.ok(b.calls.stats > statsBefore, 'the catching-up replica was rechecked first');
+    assert.deepEqual(set.view().map((v) => v.state), ['ready', 'catching-up']);
+
+    // Concurrent reads in panic share one recheck per replica.
+    a.failure = refused(a);
+    await assert.rejects(set.search(query(0)), hasCode('RAGWAY_ERR_SHARD_UNAVAILABLE'));
+    assert.equal(set.view()[0]?.state, 'down');
+    a.failure = undefined;
+    const probes = a.calls.stats;
+    await Promise.all(Array.from({ length: 10 }, (_, i) => set.search(query(i))));
+    assert.equal(a.calls.stats - probes, 1);
+  });
+
+  it('a write every replica in rotation failed is tried on the ejected ones before it fails', async () => {
+    const { set, replicas: [a, b] } = await replicas(2, { hedge: { enabled: false }, ejection: { failures: 1, baseBackoffMs: 60_000 } });
+    assert.ok(a && b);
+    a.failure = refused(a);
+    await set.refresh();
+    a.failure = undefined;
+    b.failure = refused(b);
+    const chunk = { id: 'p1', document_id: 'dp1', namespace: NS, text: 'p', vector: encodeVector(vectors[4] as Float32Array) };
+    const ack = await set.upsert({ chunks: [chunk], version: 9 });
+    assert.deepEqual(ack.replicas.map((r) => [r.url, r.ok]), [['mem://replica-0', true], ['mem://replica-1', false]]);
+    assert.ok(a.store.getDocument(NS, 'dp1'));
+  });
+
+  it('a body too deeply nested to serialise is a 400 from the HTTP client, and ejects no replica', async () => {
+    const observer = recordingObserver();
+    // Nothing listens on port 9 (discard): serialising fails before any connection is tried.
+    const set = ReplicaSet.fromUrls(['http://127.0.0.1:9', 'http://127.0.0.1:9/b'], { observer, ejection: { failures: 1 } });
+    sets.push(set);
+    let deep: unknown = 1;
+    for (let i = 0; i < 10_000; i++) deep = [deep];
+    const chunk = { id: 'x', document_id: 'dx', namespace: NS, text: 'x', metadata: { a: deep }, vector: encodeVector(vectors[0] as Float32Array) };
+    for (let i = 0; i < 3; i++) {
+      await assert.rejects(set.upsert({ chunks: [chunk] }), hasCode('RAGWAY_ERR_INVALID_REQUEST', /could not be serialised for the shard \(Maximum call stack size exceeded\)/));
+      await assert.rejects(set.search({ queries: [{ ...(query(0).queries[0] as SearchRequest['queries'][0]), filter: { a: deep } }] }), hasCode('RAGWAY_ERR_INVALID_REQUEST'));
+    }
+    assert.deepEqual(observer.events, []);
+    assert.deepEqual(set.view().map((v) => v.consecutive_failures), [0, 0]);
+  });
+
+  it('a local exception (not a replica failure) is a 500 that never counts against a replica', async () => {
+    const observer = recordingObserver();
+    const { set, replicas: [a, b] } = await replicas(2, { hedge: { enabled: false }, observer, ejection: { failures: 1 } });
+    assert.ok(a && b);
+    // What serialising a 10,000-deep body does in the gateway, before any byte is sent.
+    const overflow = (): unknown => new RangeError('Maximum call stack size exceeded');
+    a.failure = overflow;
+    b.failure = overflow;
+    for (let i = 0; i < 5; i++) {
+      await assert.rejects(set.search(query(i)), hasCode('RAGWAY_ERR_INTERNAL', /^shard-0: search failed in the gateway before any replica answered: Maximum call stack size exceeded$/));
+    }
+    assert.equal(a.calls.search + b.calls.search, 5, 'not retried on the other replica');
+    const write = await set.upsert({ chunks: [{ id: 'l1', document_id: 'dl1', namespace: NS, text: 'l', vector: encodeVector(vectors[5] as Float32Array) }] }).catch((err: unknown) => err);
+    assert.ok(hasCode('RAGWAY_ERR_INTERNAL')(write));
+    assert.deepEqual(observer.events, [], 'no replica ejected');
+    assert.deepEqual(set.view().map((v) => [v.state, v.consecutive_failures]), [['ready', 0], ['ready', 0]]);
+    // And a bad request (4xx) returns at once without counting either.
+    a.failure = undefined;
+    b.failure = undefined;
+    const bad: SearchRequest = { queries: [{ ...(query(0).queries[0] as SearchRequest['queries'][0]), filter: { n: { $near: 1 } } }] };
+    for (let i = 0; i < 3; i++) await assert.rejects(set.search(bad), hasCode('RAGWAY_ERR_INVALID_FILTER'));
+    assert.deepEqual(observer.events, []);
   });
 
   it('ejects after N failures, probes back with backoff, and reads again once ready', async () => {
