@@ -2,6 +2,11 @@
 // benchmarks): its URL read from the "listening on" line it prints, restarted on the same
 // port (so URLs held by others stay valid) with backoff if it dies, and stopped with
 // SIGTERM (a shard saves its index) then SIGKILL.
+//
+// A supervisor that is stopping never restarts anything: `stopping` (one signal for every
+// process of a supervisor) is aborted the moment a stop begins, before any child is told to
+// stop — Ctrl-C and most supervisors signal the whole process group, so children exit on
+// their own, and such an exit must not read as a crash.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +29,8 @@ export interface ServiceProcessOptions {
   log?: (line: string) => void;
   /** Restart the process when it dies (default true); tests that kill shards turn it off. */
   restart?: boolean;
+  /** Aborted when the supervisor starts to stop: from then on no exit is restarted. */
+  stopping?: AbortSignal;
 }
 
 export class ServiceProcess {
@@ -63,6 +70,7 @@ export class ServiceProcess {
 
   /** Spawns the process (again, on the same port, after a stop) and resolves its URL once it listens. */
   async start(): Promise<string> {
+    if (this.#options.stopping?.aborted === true) throw new Error(`${this.#options.label} not started: the supervisor is stopping`);
     this.#stopping = false;
     const cli = fileURLToPath(new URL('./ragway.js', import.meta.url));
     const child = spawn(
@@ -98,14 +106,23 @@ export class ServiceProcess {
     return url;
   }
 
+  get #supervisorStopping(): boolean {
+    return this.#stopping || this.#options.stopping?.aborted === true;
+  }
+
   #onExit(code: number | null, signal: NodeJS.Signals | null): void {
-    if (this.#stopping || this.#options.restart === false) return;
+    if (this.#options.restart === false) return;
+    if (this.#supervisorStopping) {
+      this.#options.log?.(`${this.#options.label} stopped (code ${code}, signal ${signal})`);
+      return;
+    }
     const delay = Math.min(MAX_BACKOFF_MS, 500 * 2 ** this.#restarts);
     this.#restarts += 1;
     this.#options.log?.(
       `${this.#options.label} exited unexpectedly (code ${code}, signal ${signal}); restarting on port ${this.#port} in ${delay} ms`,
     );
     this.#restartTimer = setTimeout(() => {
+      if (this.#supervisorStopping) return;
       this.start().then(
         () => this.#options.log?.(`${this.#options.label} is back on ${this.#url}`),
         (err: unknown) => this.#options.log?.(`${this.#options.label} failed to restart: ${(err as Error).message}`),

@@ -28,6 +28,7 @@ export async function runShard(argv: string[]): Promise<void> {
     peers: { type: 'string' },
     'grace-ms': { type: 'string' },
     'catch-up-timeout-ms': { type: 'string' },
+    'anti-entropy-interval-ms': { type: 'string' },
     'snapshot-interval-ms': { type: 'string' },
     'snapshot-every': { type: 'string' },
     'wal-retain-records': { type: 'string' },
@@ -43,6 +44,7 @@ export async function runShard(argv: string[]): Promise<void> {
   const efSearch = integerFlag('ef', values.ef, 1, 10_000);
   const graceMs = integerFlag('grace-ms', values['grace-ms'], 0, 3_600_000);
   const catchUpTimeoutMs = integerFlag('catch-up-timeout-ms', values['catch-up-timeout-ms'], 0, 3_600_000);
+  const antiEntropyIntervalMs = integerFlag('anti-entropy-interval-ms', values['anti-entropy-interval-ms'], 0, 86_400_000);
   const snapshotIntervalMs = integerFlag('snapshot-interval-ms', values['snapshot-interval-ms'], 0, 86_400_000);
   const snapshotEveryWrites = integerFlag('snapshot-every', values['snapshot-every'], 0);
   const retainRecords = integerFlag('wal-retain-records', values['wal-retain-records'], 0);
@@ -75,6 +77,7 @@ export async function runShard(argv: string[]): Promise<void> {
     ...(efSearch !== undefined ? { efSearch } : {}),
     ...(graceMs !== undefined ? { graceMs } : {}),
     ...(catchUpTimeoutMs !== undefined ? { catchUpTimeoutMs } : {}),
+    ...(antiEntropyIntervalMs !== undefined ? { antiEntropyIntervalMs } : {}),
     ...(snapshotIntervalMs !== undefined ? { snapshotIntervalMs } : {}),
     ...(snapshotEveryWrites !== undefined ? { snapshotEveryWrites } : {}),
     ...(retainRecords !== undefined ? { wal: { retainRecords } } : {}),

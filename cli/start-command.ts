@@ -1,27 +1,27 @@
 // `ragway start`: the whole system on one machine — shard processes, the gateway, and on an
-// empty data dir the sample corpus — stopped cleanly on Ctrl-C or SIGTERM.
+// empty data dir the sample corpus — stopped cleanly on Ctrl-C or SIGTERM. The gateway
+// listens before the first-run ingest and says 503 (with its progress) on /readyz until it
+// is over; "ragway ready on" is printed when /readyz would answer 200, not before.
 import { existsSync } from 'node:fs';
-import { chmod } from 'node:fs/promises';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureGloveSifModel } from '../embedder/model/build-model.js';
 import { loadClusterToken, loadConfig, resolveModelDir } from '../gateway/config.js';
 import { generateToken } from '../core/secrets.js';
 import { loadEmbeddingBackend } from '../gateway/embedding-backend.js';
-import { packageRoot } from '../core/package-paths.js';
-import { DEFAULT_NAMESPACE } from '../shards/protocol.js';
+import { evaluateReadiness, type Readiness } from '../gateway/readiness.js';
 import { closeGracefully, onShutdownSignal, startGateway } from '../gateway/server.js';
 import type { FastifyInstance } from 'fastify';
 import { freePort } from './free-port.js';
 import { integerFlag, parseFlags } from './args.js';
-import { batchDocuments, openCorpus, openSampleCorpus, type CorpusSource } from './corpus.js';
-import { ProgressBar } from './progress.js';
+import { FirstRunIngest } from './first-run-ingest.js';
 import { ServiceProcess } from './service-process.js';
 
-const SAMPLE_MARKER = '.corpus-ingested';
+const READY_CHECK_TIMEOUT_MS = 2_000;
+const READY_POLL_MS = 200;
 const CLUSTER_TOKEN_FILE = 'cluster-token';
 const KEYS_FILE = 'keys.json';
-const INGEST_BATCH = { maxDocuments: 32, maxBytes: 2 * 1024 * 1024 };
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -58,6 +58,8 @@ export async function runStart(argv: string[]): Promise<void> {
   if (config.embedModel === '' && config.embedUrl === '') await ensureGloveSifModel({ outDir: resolveModelDir(config), log });
   const backend = await loadEmbeddingBackend(config);
 
+  // Aborted the moment a stop begins: no shard is restarted after it, the ingest ends.
+  const stopping = new AbortController();
   // Ports are chosen up front so each replica can be told where its peers are (it catches
   // up from them after missing writes) and a restarted replica keeps its URL.
   const ports = await Promise.all(Array.from({ length: config.shardCount * config.replicas }, () => freePort()));
@@ -79,21 +81,34 @@ export async function runStart(argv: string[]): Promise<void> {
           '--m', String(config.shardM),
           '--ef-construction', String(config.shardEfConstruction),
           '--ef', String(config.shardEfSearch),
-          ...(peers.length > 0 ? ['--peers', peers.join(',')] : []),
+          ...(peers.length > 0 ? ['--peers', peers.join(','), '--anti-entropy-interval-ms', String(config.antiEntropyIntervalMs)] : []),
           '--cluster-token-file', tokenFile,
         ],
         log,
+        stopping: stopping.signal,
       });
     }),
   );
   const processes = shards.flat();
   let app: FastifyInstance | undefined;
-  const stopAll = async (): Promise<void> => {
-    if (app !== undefined) await closeGracefully(app, config.shutdownGraceMs);
-    await Promise.all(processes.map((shard) => shard.stop()));
-    await backend.close();
+  let ingestRun: Promise<unknown> = Promise.resolve();
+  let stopped: Promise<void> | undefined;
+  // Idempotent: the signal handler and a failed start may both ask. The ingest ends first
+  // (its in-flight batch is aborted, not failed by a closing gateway), then the gateway
+  // drains, then the shards save and exit.
+  const stopAll = (): Promise<void> => {
+    stopping.abort();
+    stopped ??= (async () => {
+      await ingestRun.catch(() => undefined);
+      if (app !== undefined) await closeGracefully(app, config.shutdownGraceMs);
+      await Promise.all(processes.map((shard) => shard.stop()));
+      await backend.close();
+    })();
+    return stopped;
   };
   onShutdownSignal(async (signal) => {
+    // Before anything else: children that got the same signal must not be restarted.
+    stopping.abort();
     log(`received ${signal}; stopping the gateway and ${processes.length} shard processes`);
     await stopAll();
   });
@@ -102,39 +117,49 @@ export async function runStart(argv: string[]): Promise<void> {
     await Promise.all(processes.map((shard) => shard.start()));
     const spec = shards.map((replicas) => replicas.map((replica) => replica.url).join(',')).join(';');
     log(`started ${processes.length} shard processes (${config.shardCount} shards × ${config.replicas} replicas): ${spec}`);
-    const running = await startGateway({ ...config, shards: spec, clusterToken: clusterToken ?? '' }, { embeddingBackend: backend });
+    const ingest = new FirstRunIngest({ dataDir, corpusPath: values.corpus, log });
+    let release: (() => void) | undefined;
+    const running = await startGateway(
+      { ...config, shards: spec, clusterToken: clusterToken ?? '' },
+      { embeddingBackend: backend },
+      { beforeListen: (built) => void (release = built.lifecycle.holds.hold('first-run-ingest', () => ingest.progress())) },
+    );
     app = running.app;
-    await ingestCorpusIfEmpty(running.app, dataDir, values.corpus);
-    const total = (await running.app.scatter.stats()).reduce((sum, stats) => sum + stats.count, 0);
+    log(`gateway listening on ${running.url}; /readyz answers 503 until the data dir is checked (and, when empty, ingested)`);
+    const run = ingest.run(running.app, stopping.signal);
+    ingestRun = run;
+    if ((await run) === 'stopped') return;
+    release?.();
+    const readiness = await waitUntilReady(running.app, stopping.signal);
+    if (readiness === undefined) return;
+    const total = readiness.shards.reduce((sum, shard) => sum + (shard.count ?? 0), 0);
     process.stdout.write(
       `ragway ready on ${running.url}  (${total} chunks over ${config.shardCount} shards × ${config.replicas} replicas, model ${backend.modelId})\n` +
         `try: curl -s ${running.url}/v1/search -H 'content-type: application/json' ` +
         `-d '{"query":"how do I set a TTL on cache entries","k":5}'\n`,
     );
   } catch (err) {
+    // A stop that interrupted the start is not a failure: the signal handler finishes it.
+    if (stopping.signal.aborted) return;
     await stopAll();
     throw err;
   }
 }
 
-async function ingestCorpusIfEmpty(app: FastifyInstance, dataDir: string, corpusPath: string | undefined): Promise<void> {
-  const marker = join(dataDir, SAMPLE_MARKER);
-  if (existsSync(marker)) return;
-  const stats = await app.scatter.stats();
-  if (stats.some((shard) => shard.count > 0)) return;
-
-  const source: CorpusSource =
-    corpusPath !== undefined ? await openCorpus(resolve(corpusPath)) : await openSampleCorpus(join(packageRoot(), 'node_modules'));
-  log(`empty data dir: ingesting ${corpusPath ?? 'the sample corpus (READMEs of the installed packages)'}`);
-  const progress = new ProgressBar(source.count, 'docs');
-  let chunks = 0;
-  for await (const batch of batchDocuments(source.documents(), INGEST_BATCH)) {
-    const result = await app.documents.ingest(DEFAULT_NAMESPACE, batch);
-    chunks += result.chunks_total;
-    progress.advance(batch.length, `${chunks} chunks`);
+/**
+ * The banner says "ready" only when /readyz would: the same evaluation, repeated until it
+ * passes (a shard still catching up) or the stop began (undefined then).
+ */
+async function waitUntilReady(app: FastifyInstance, signal: AbortSignal): Promise<Readiness | undefined> {
+  let reported = '';
+  while (!signal.aborted) {
+    const readiness = await evaluateReadiness(app, AbortSignal.any([signal, AbortSignal.timeout(READY_CHECK_TIMEOUT_MS)]));
+    if (readiness.ready) return readiness;
+    if (readiness.summary !== reported) log(`not ready yet: ${readiness.summary}`);
+    reported = readiness.summary;
+    await sleep(READY_POLL_MS, undefined, { signal }).catch(() => undefined);
   }
-  progress.finish(`${chunks} chunks`);
-  await writeFile(marker, `${new Date().toISOString()} ${chunks} chunks from ${corpusPath ?? 'sample corpus'}\n`);
+  return undefined;
 }
 
 /**

@@ -82,6 +82,13 @@ export const SETTINGS = {
     600_000,
   ),
   replicas: integer('RAGWAY_REPLICAS', 1, '`ragway start`: replicas per shard (each a process; they catch up from each other).', 1, 16),
+  antiEntropyIntervalMs: integer(
+    'RAGWAY_ANTI_ENTROPY_INTERVAL_MS',
+    10_000,
+    '`ragway start` with replicas: how often each replica compares digests with a peer and pulls what it misses (`ragway shard --anti-entropy-interval-ms`); 0 turns it off.',
+    0,
+    86_400_000,
+  ),
   embedModel: string(
     'RAGWAY_EMBED_MODEL',
     '',

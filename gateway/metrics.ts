@@ -1,9 +1,10 @@
 // Prometheus metrics for one gateway instance. Each app gets its own Registry (no global
 // default registry), so tests can build many apps in one process.
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BatcherObserver } from '../embedder/batcher.js';
 import type { CacheLayerObserver } from './cache/lru-layer.js';
-import type { ScatterObserver } from '../retriever/scatter.js';
+import type { ScatterObserver, ShardView } from '../retriever/scatter.js';
+import type { AntiEntropyStats } from '../shards/protocol.js';
 
 export class GatewayMetrics {
   readonly registry = new Registry();
@@ -109,6 +110,40 @@ export class GatewayMetrics {
       buckets: [1, 2, 4, 8, 16, 32, 64],
       registers,
     });
+  }
+
+  /**
+   * Gauges of every replica's anti-entropy, read from the cluster view at scrape time (the
+   * numbers live in the shards; a replica restart resets its counts, hence gauges).
+   */
+  watchAntiEntropy(cluster: () => Promise<ShardView[]>): void {
+    const gauges: [string, string, (stats: AntiEntropyStats) => number | null][] = [
+      ['ragway_replica_anti_entropy_rounds', 'Anti-entropy rounds a replica completed with its peers since it started', (s) => s.rounds],
+      ['ragway_replica_anti_entropy_documents_repaired', 'Documents a replica pulled from a peer that changed it, since it started', (s) => s.documents_repaired],
+      ['ragway_replica_anti_entropy_last_differences', 'Documents that differed from the peer in the last anti-entropy round', (s) => s.last_differences],
+      [
+        'ragway_replica_anti_entropy_last_sync_age_seconds',
+        'Seconds since the last completed anti-entropy round',
+        (s) => (s.last_sync_at_ms === null ? null : (Date.now() - s.last_sync_at_ms) / 1000),
+      ],
+    ];
+    for (const [name, help, value] of gauges) {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['shard', 'replica'],
+        registers: [this.registry],
+        async collect() {
+          this.reset();
+          for (const shard of await cluster().catch(() => [])) {
+            for (const replica of shard.replicas) {
+              const v = replica.anti_entropy === null ? null : value(replica.anti_entropy);
+              if (v !== null) this.set({ shard: String(shard.shard), replica: replica.url }, v);
+            }
+          }
+        },
+      });
+    }
   }
 
   observeSemanticLookup(similarity: number | undefined, outcome: string): void {

@@ -12,10 +12,19 @@ export interface RunningGateway {
   url: string;
 }
 
-export async function startGateway(config: Config, dependencies: AppDependencies = {}): Promise<RunningGateway> {
+export interface StartOptions {
+  /**
+   * Runs after the app is built and before it listens: the place to hold readiness for a
+   * start-up task, so not even the first /readyz can answer 200 before the task began.
+   */
+  beforeListen?: (app: FastifyInstance) => void;
+}
+
+export async function startGateway(config: Config, dependencies: AppDependencies = {}, options: StartOptions = {}): Promise<RunningGateway> {
   const app = await buildApp(config, dependencies);
   try {
     checkExposure(app, config);
+    options.beforeListen?.(app);
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {
     await app.close();

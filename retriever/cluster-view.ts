@@ -22,7 +22,18 @@ export async function clusterView(clients: readonly ShardClient[], signal: Abort
         return {
           shard,
           name: client.name,
-          replicas: [{ ...base, state, epoch: stats.epoch, wal_seq: stats.wal_seq ?? null, documents: stats.documents, chunks: stats.count, last_error: null }],
+          replicas: [
+            {
+              ...base,
+              state,
+              epoch: stats.epoch,
+              wal_seq: stats.wal_seq ?? null,
+              documents: stats.documents,
+              chunks: stats.count,
+              last_error: null,
+              anti_entropy: stats.anti_entropy ?? null,
+            },
+          ],
         };
       } catch (err) {
         if (signal?.aborted) throw abortError(signal);
@@ -30,7 +41,9 @@ export async function clusterView(clients: readonly ShardClient[], signal: Abort
         return {
           shard,
           name: client.name,
-          replicas: [{ ...base, state: 'down', epoch: null, wal_seq: null, documents: null, chunks: null, last_error: message, stats_age_ms: null }],
+          replicas: [
+            { ...base, state: 'down', epoch: null, wal_seq: null, documents: null, chunks: null, last_error: message, stats_age_ms: null, anti_entropy: null },
+          ],
         };
       }
     }),

@@ -189,6 +189,7 @@ export class ReplicaSet implements ShardClient {
       consecutive_failures: replica.consecutiveFailures,
       last_error: replica.lastError ?? null,
       stats_age_ms: replica.stats === undefined ? null : now - replica.statsAt,
+      anti_entropy: replica.stats?.anti_entropy ?? null,
     }));
   }
 

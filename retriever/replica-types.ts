@@ -1,6 +1,7 @@
 // The settings and the shapes a ReplicaSet shows to its callers: options, write
 // acknowledgements, the cluster view of one replica, counters and metric hooks.
 import type { ErrorCode } from '../core/errors.js';
+import type { AntiEntropyStats } from '../shards/protocol.js';
 import type { ReplicaHealth } from './replica.js';
 
 export interface HedgeOptions {
@@ -84,6 +85,8 @@ export interface ReplicaView {
   last_error: string | null;
   /** Age of the stats above. */
   stats_age_ms: number | null;
+  /** The replica's background anti-entropy with its peers, from its stats (null without peers). */
+  anti_entropy: AntiEntropyStats | null;
 }
 
 /** Counters since construction, for tests and benchmarks (metrics go through the observer). */

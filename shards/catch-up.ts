@@ -167,26 +167,39 @@ function applyChange(store: IndexStore, change: Change): void {
   else throw new Error(`change seq ${change.seq} has op ${String(change.op)} but no matching request`);
 }
 
-async function get(peer: string, path: string, agent: Agent, options: CatchUpOptions): Promise<Dispatcher.ResponseData> {
+/** One request to a peer with the protocol header; anything but a 200 throws, saying what the peer said. */
+export async function peerRequest(
+  peer: string,
+  path: string,
+  agent: Agent,
+  options: { signal: AbortSignal; requestTimeoutMs?: number | undefined; clusterToken?: string | undefined },
+  body?: unknown,
+): Promise<Dispatcher.ResponseData> {
   const timeout = options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs;
   const response = await agent.request({
     origin: new URL(peer).origin,
     path: `${new URL(peer).pathname.replace(/\/+$/, '')}${path}`,
-    method: 'GET',
+    method: body === undefined ? 'GET' : 'POST',
     headers: {
       [PROTOCOL_HEADER]: String(PROTOCOL_VERSION),
       accept: 'application/json',
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
       ...(options.clusterToken ? { [CLUSTER_TOKEN_HEADER]: options.clusterToken } : {}),
     },
+    body: body === undefined ? null : JSON.stringify(body),
     signal: options.signal,
     headersTimeout: timeout,
     bodyTimeout: timeout,
   });
   if (response.statusCode !== 200) {
-    const body = await response.body.text().catch(() => '');
-    throw new Error(`GET ${path} answered HTTP ${response.statusCode}: ${describeError(body)}`);
+    const text = await response.body.text().catch(() => '');
+    throw new Error(`${body === undefined ? 'GET' : 'POST'} ${path} answered HTTP ${response.statusCode}: ${describeError(text)}`);
   }
   return response;
+}
+
+function get(peer: string, path: string, agent: Agent, options: CatchUpOptions): Promise<Dispatcher.ResponseData> {
+  return peerRequest(peer, path, agent, options);
 }
 
 async function readText(peer: string, path: string, agent: Agent, options: CatchUpOptions): Promise<string> {

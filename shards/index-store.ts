@@ -41,7 +41,9 @@ import {
 } from './protocol.js';
 import type { SearchOptions, ShardStore } from './shard-store.js';
 import { currentSnapshotName, loadSnapshot, removeStale, writeSnapshot } from './snapshot.js';
-import { exportLines, toChange } from './store/change-feed.js';
+import type { BucketDigest, DigestQuery, NamespaceDigest, RootDigest } from './digest-protocol.js';
+import { exportDocument, exportLines, toChange } from './store/change-feed.js';
+import { DigestCache, repairRecords } from './store/digest.js';
 import { DEFAULTS, resolveWalSettings, validateOptions, type IndexStoreOptions, type WalSettings } from './store/options.js';
 import { ShardData } from './store/shard-data.js';
 import { SnapshotSchedule } from './store/snapshot-schedule.js';
@@ -76,6 +78,9 @@ export class IndexStore implements ShardStore {
   /** Search requests and queries served since this process opened the store (operators, and cache tests, count them). */
   private searchRequests = 0;
   private searchQueries = 0;
+  /** Bumped by every change, tombstone pruning included: the digests' cache key. */
+  private mutations = 0;
+  private readonly digests: DigestCache;
 
   private constructor(options: IndexStoreOptions, vectors: VectorIndex) {
     this.dim = options.dim;
@@ -90,6 +95,7 @@ export class IndexStore implements ShardStore {
       ((err) => process.emitWarning(`ragway shard background snapshot failed: ${String(err)}`, 'RagwaySnapshotWarning'));
     this.onWarning = options.onWarning ?? ((message) => process.emitWarning(message, 'RagwayRecoveryWarning'));
     this.data = new ShardData(vectors);
+    this.digests = new DigestCache(this.data.catalog, this.data.versions);
     this.schedule = new SnapshotSchedule({
       intervalMs: options.snapshotIntervalMs ?? options.autoSaveMs ?? DEFAULTS.snapshotIntervalMs,
       everyWrites: options.snapshotEveryWrites ?? DEFAULTS.snapshotEveryWrites,
@@ -290,7 +296,28 @@ export class IndexStore implements ShardStore {
   importDocument(document: ExportDocument): boolean {
     this.assertWritable();
     if (!this.data.importDocument(document)) return false;
+    this.mutations += 1;
     this.schedule.markDirty();
+    return true;
+  }
+
+  /** Anti-entropy (store/digest.ts): what this replica holds, at the level the query asks. */
+  digest(query: DigestQuery): RootDigest | NamespaceDigest | BucketDigest {
+    return this.digests.answer(this.mutations, query);
+  }
+
+  /** The named documents as export lines, for a peer whose digest differs. */
+  exportDocuments(namespace: string, documentIds: readonly string[]): ExportDocument[] {
+    const { catalog, vectors, versions, epoch } = this.data;
+    const source = { catalog, vectors, versions, highWater: this.seq, epoch, dim: this.dim, space: this.space };
+    return documentIds.flatMap((id) => exportDocument(source, namespace, id) ?? []);
+  }
+
+  /** Merges a peer's document like importDocument, but logged (durable, and in the change feed). */
+  repairFrom(document: ExportDocument): boolean {
+    this.assertWritable();
+    if (!this.data.importDocument(document)) return false;
+    for (const [op, request] of repairRecords(document)) this.log(op, request);
     return true;
   }
 
@@ -313,6 +340,7 @@ export class IndexStore implements ShardStore {
     this.schedule.clear();
     const { catalog, vectors, versions } = this.data;
     versions.prune(this.tombstoneRetentionMs, this.data.isLive);
+    this.mutations += 1;
     writeSnapshot(this.dataDir, {
       manifest: {
         dim: this.dim,
@@ -409,6 +437,7 @@ export class IndexStore implements ShardStore {
 
   private log(op: WalOp, request: UpsertRequest | DeleteRequest): void {
     this.seq += 1;
+    this.mutations += 1;
     // The log encodes the record now and keeps the promise from rejecting unobserved;
     // durable() is how callers wait for (and learn about the failure of) the disk write.
     void this.wal.append({ seq: this.seq, op, request });

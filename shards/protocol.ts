@@ -212,6 +212,26 @@ export type Space = Static<typeof Space>;
 export const ReplicaSyncState = Type.Union([Type.Literal('ready'), Type.Literal('catching-up')]);
 export type ReplicaSyncState = Static<typeof ReplicaSyncState>;
 
+/** In /v1/stats: what background anti-entropy with the peers has done (shards/digest-protocol.ts). */
+export const AntiEntropyStats = Type.Object({
+  interval_ms: Type.Integer(),
+  rounds: Type.Integer(),
+  /** Rounds in which a namespace digest differed from the peer's. */
+  rounds_with_differences: Type.Integer(),
+  /** Documents pulled from a peer that changed this replica, since start. */
+  documents_repaired: Type.Integer(),
+  /** Documents whose hash differed from the peer's in the last round (before repair). */
+  last_differences: Type.Integer(),
+  /** Requests to the peer in the last round (1 when nothing differed). */
+  last_requests: Type.Integer(),
+  last_peer: Type.Union([Type.String(), Type.Null()]),
+  /** When the last round completed (ms since the epoch), null before the first. */
+  last_sync_at_ms: Type.Union([Type.Integer(), Type.Null()]),
+  last_duration_ms: Type.Union([Type.Number(), Type.Null()]),
+  last_error: Type.Union([Type.String(), Type.Null()]),
+});
+export type AntiEntropyStats = Static<typeof AntiEntropyStats>;
+
 export const StatsResponse = Type.Object({
   protocol_version: Type.Integer(),
   dim: Type.Integer(),
@@ -235,6 +255,8 @@ export const StatsResponse = Type.Object({
   /** Sequence number of the last write applied (the replica's high-water mark). */
   wal_seq: Type.Integer(),
   state: ReplicaSyncState,
+  /** Background anti-entropy with the peers (shards/digest-protocol.ts); absent on a replica without peers. */
+  anti_entropy: Type.Optional(AntiEntropyStats),
 });
 export type StatsResponse = Static<typeof StatsResponse>;
 

@@ -17,6 +17,9 @@ import { serverOptions } from '../core/http-server.js';
 import { requestSignal } from '../core/request-signal.js';
 import { installShardAccess } from './access.js';
 import { catchUpFromPeers, type CatchUpResult } from './catch-up.js';
+import { AntiEntropy } from './anti-entropy.js';
+import { acquireDataDirLock } from './data-dir-lock.js';
+import { DIGEST_PATHS, DigestDocumentsRequest, DigestDocumentsResponse, DigestQuery } from './digest-protocol.js';
 import { FaultInjector } from './faults.js';
 import { IndexStore, type IndexStoreOptions, type WalSettings } from './index-store.js';
 import {
@@ -45,6 +48,7 @@ export const DEFAULT_BODY_LIMIT_BYTES = 64 * 1024 * 1024;
 /** How long a graceful close lets in-flight requests finish before cutting their connections. */
 export const DEFAULT_GRACE_MS = 10_000;
 const DEFAULT_CHANGES_LIMIT = 1_000;
+export const DEFAULT_ANTI_ENTROPY_INTERVAL_MS = 10_000;
 /**
  * Above the gateway's largest RAGWAY_MAX_JSON_DEPTH (64) plus the levels a shard request
  * wraps around metadata and filters, so whatever a gateway accepts a shard accepts.
@@ -66,6 +70,8 @@ export interface ShardAppOptions {
   logger?: boolean;
   /** Serve /v1/faults and apply its settings (tests and benchmarks only; otherwise the route is a 404). */
   faults?: boolean;
+  /** Anti-entropy with the peers, whose progress /v1/stats reports. */
+  antiEntropy?: AntiEntropy;
   /** The cluster credential: without it in CLUSTER_TOKEN_HEADER only /healthz and /readyz answer. */
   clusterToken?: string | undefined;
   /** Listening on loopback: accept only loopback names in Host (DNS-rebinding defence). */
@@ -84,6 +90,8 @@ export interface ShardServerOptions
   peers?: string[];
   /** Serve own data when no peer completed a catch-up within this long (default 5 s). */
   catchUpTimeoutMs?: number;
+  /** With peers: compare digests with one of them this often and pull what is missing (default 10 s; 0 = never). */
+  antiEntropyIntervalMs?: number;
   /** Default grace period of close() (default 10 s). */
   graceMs?: number;
   wal?: WalSettings;
@@ -99,6 +107,8 @@ export interface ShardServer {
   app: FastifyInstance;
   /** Settles when the start-up catch-up is over (at once without peers); the replica is ready then. */
   caughtUp: Promise<CatchUpResult | undefined>;
+  /** Anti-entropy with the peers (undefined without peers); runOnce() forces a round. */
+  antiEntropy: AntiEntropy | undefined;
   /**
    * Stops accepting, lets in-flight requests finish for up to `graceMs` (then cuts their
    * connections), then drains the write-ahead log and snapshots. Idempotent.
@@ -218,7 +228,22 @@ export function buildShardApp(store: IndexStore, options: ShardAppOptions = {}):
       return document;
     },
   );
-  app.get(SHARD_PATHS.stats, { schema: { response: { 200: StatsResponse } } }, async () => store.stats());
+  app.get(SHARD_PATHS.stats, { schema: { response: { 200: StatsResponse } } }, async () =>
+    options.antiEntropy === undefined ? store.stats() : { ...store.stats(), anti_entropy: options.antiEntropy.stats },
+  );
+  app.get<{ Querystring: DigestQuery }>(
+    DIGEST_PATHS.digest,
+    {
+      schema: { querystring: DigestQuery },
+      preValidation: async (request) => coerceIntegers(request.query as Record<string, unknown>, ['bucket']),
+    },
+    async (request) => store.digest(request.query),
+  );
+  app.post<{ Body: DigestDocumentsRequest }>(
+    DIGEST_PATHS.documents,
+    { schema: { body: DigestDocumentsRequest, response: { 200: DigestDocumentsResponse } } },
+    async (request) => ({ documents: store.exportDocuments(request.body.namespace, request.body.document_ids) }),
+  );
   app.get<{ Querystring: ChangesQuery }>(
     SHARD_PATHS.changes,
     {
@@ -327,25 +352,28 @@ export async function startShardServer(options: ShardServerOptions): Promise<Sha
     else app?.log.info(message);
     options.log?.(message);
   };
-  const store = IndexStore.open({
-    dataDir: options.dataDir,
-    dim: options.dim,
-    space: options.space,
-    m: options.m,
-    efConstruction: options.efConstruction,
-    efSearch: options.efSearch,
-    initialCapacity: options.initialCapacity,
-    bruteForceThreshold: options.bruteForceThreshold,
-    autoSaveMs: options.autoSaveMs,
-    snapshotIntervalMs: options.snapshotIntervalMs,
-    snapshotEveryWrites: options.snapshotEveryWrites,
-    wal: options.wal,
-    onBackgroundError: (err) => notify('warn', `shard snapshot failed (the write-ahead log still holds every write): ${String(err)}`),
-    onWarning: (message) => notify('warn', message),
-  });
+  // Before anything is read: a second process on this dir must fail before it touches the log.
+  const lock = acquireDataDirLock(options.dataDir, (message) => notify('warn', message));
+  let store: IndexStore;
+  try {
+    store = openStore(options, notify);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   const peers = options.peers ?? [];
   // Not ready from the very first probe: a replica that was down may be missing writes.
   if (peers.length > 0) store.setState('catching-up');
+  const antiEntropy =
+    peers.length === 0
+      ? undefined
+      : new AntiEntropy({
+          store,
+          peers,
+          intervalMs: options.antiEntropyIntervalMs ?? DEFAULT_ANTI_ENTROPY_INTERVAL_MS,
+          clusterToken: options.clusterToken,
+          log: notify,
+        });
   const host = options.host ?? '127.0.0.1';
   app = buildShardApp(store, {
     bodyLimitBytes: options.bodyLimitBytes,
@@ -353,14 +381,18 @@ export async function startShardServer(options: ShardServerOptions): Promise<Sha
     faults: options.faults,
     clusterToken: options.clusterToken,
     loopback: isLoopbackHost(host),
+    antiEntropy,
   });
   try {
     await app.listen({ host, port: options.port });
   } catch (err) {
     store.close();
+    lock.release();
     throw err;
   }
   const { port } = app.server.address() as AddressInfo;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  lock.setUrl(url);
   const listening = app;
   const catchUpAbort = new AbortController();
   const caughtUp: Promise<CatchUpResult | undefined> =
@@ -385,9 +417,12 @@ export async function startShardServer(options: ShardServerOptions): Promise<Sha
             return undefined;
           },
         );
+  // Background comparison with the peers begins once the start-up catch-up is over.
+  void caughtUp.then(() => antiEntropy?.start());
   let closed: Promise<void> | undefined;
   return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    antiEntropy,
+    url,
     port,
     store,
     app: listening,
@@ -396,6 +431,7 @@ export async function startShardServer(options: ShardServerOptions): Promise<Sha
       closed ??= (async () => {
         catchUpAbort.abort(createError('RAGWAY_ERR_NOT_READY', 'the shard is shutting down'));
         await caughtUp;
+        await antiEntropy?.close();
         const graceMs = closeOptions?.graceMs ?? options.graceMs ?? DEFAULT_GRACE_MS;
         // Fastify stops accepting and closes idle keep-alive connections at once; requests in
         // flight get the grace period, then their connections are cut.
@@ -405,10 +441,33 @@ export async function startShardServer(options: ShardServerOptions): Promise<Sha
         } finally {
           clearTimeout(cut);
           // Queued log writes reach the disk (their acks were already sent or cut), then a snapshot.
-          await store.shutdown();
+          try {
+            await store.shutdown();
+          } finally {
+            lock.release();
+          }
         }
       })();
       return closed;
     },
   };
+}
+
+function openStore(options: ShardServerOptions, notify: (level: 'info' | 'warn', message: string) => void): IndexStore {
+  return IndexStore.open({
+    dataDir: options.dataDir,
+    dim: options.dim,
+    space: options.space,
+    m: options.m,
+    efConstruction: options.efConstruction,
+    efSearch: options.efSearch,
+    initialCapacity: options.initialCapacity,
+    bruteForceThreshold: options.bruteForceThreshold,
+    autoSaveMs: options.autoSaveMs,
+    snapshotIntervalMs: options.snapshotIntervalMs,
+    snapshotEveryWrites: options.snapshotEveryWrites,
+    wal: options.wal,
+    onBackgroundError: (err) => notify('warn', `shard snapshot failed (the write-ahead log still holds every write): ${String(err)}`),
+    onWarning: (message) => notify('warn', message),
+  });
 }

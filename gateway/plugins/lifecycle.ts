@@ -2,13 +2,17 @@
 // onRequest until its socket response closes — which also covers hijacked SSE streams that
 // never reach onResponse. While draining, new requests get 503 with `Connection: close`, so
 // load balancers move on, and in-flight ones (streams included) are left to finish.
+// Start-up tasks hold readiness here too (gateway/readiness.ts), so /readyz knows about them.
 import fp from 'fastify-plugin';
 import { createError } from '../../core/errors.js';
 import { sendError } from '../../core/http-errors.js';
+import { ReadinessHolds } from '../readiness.js';
 
 export interface Lifecycle {
   readonly inFlight: number;
   readonly draining: boolean;
+  /** Start-up tasks (the first-run ingest of `ragway start`) that keep /readyz at 503 until released. */
+  readonly holds: ReadinessHolds;
   /** Stops admitting requests and resolves when none is in flight or `graceMs` has passed. */
   drain(graceMs: number): Promise<{ drained: boolean; remaining: number }>;
 }
@@ -18,6 +22,7 @@ export default fp(
     let inFlight = 0;
     let draining = false;
     let wake: (() => void) | undefined;
+    const holds = new ReadinessHolds();
     app.addHook('onRequest', async (request, reply) => {
       if (draining) {
         reply.header('connection', 'close');
@@ -31,6 +36,7 @@ export default fp(
       return undefined;
     });
     const lifecycle: Lifecycle = {
+      holds,
       get inFlight() {
         return inFlight;
       },

@@ -47,6 +47,7 @@ export default fp(
     const clients = options.clients ?? replicaSetsFor(config, observer, app.tenantScope);
     const scatter = new Scatter(clients, observer);
     scatter.start();
+    app.metrics.watchAntiEntropy(() => scatter.cluster(AbortSignal.timeout(1_000)));
     app.addHook('onClose', async () => scatter.close());
 
     try {

@@ -67,7 +67,8 @@ export function* exportLines(source: ExportSource): Generator<string> {
   yield JSON.stringify(end);
 }
 
-function exportDocument(source: ExportSource, namespace: string, documentId: string): ExportDocument | undefined {
+/** One document's export line (live or tombstoned); undefined when the store never heard of it. */
+export function exportDocument(source: ExportSource, namespace: string, documentId: string): ExportDocument | undefined {
   const records = source.catalog.documentChunks(namespace, documentId);
   const floor = source.versions.floorOf(namespace, documentId);
   if ((records === undefined || records.size === 0) && floor === 0) return undefined;

@@ -1,7 +1,9 @@
 // GET /v1/cluster — what an operator looks at first: every shard and replica with its URL,
-// state (ready, catching-up, ejected, down), write epoch, counts and recent latency.
+// state (ready, catching-up, ejected, down), write epoch, counts, recent latency, and how
+// its anti-entropy with its peers went (last sync, differences found, documents repaired).
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { AntiEntropyStats } from '../../../shards/protocol.js';
 import { Nullable } from '../../schemas.js';
 
 const Replica = Type.Object({
@@ -17,6 +19,8 @@ const Replica = Type.Object({
   consecutive_failures: Type.Integer(),
   last_error: Nullable(Type.String()),
   stats_age_ms: Nullable(Type.Number()),
+  /** Background anti-entropy of this replica with its peers: last sync, differences found and repaired. */
+  anti_entropy: Nullable(AntiEntropyStats),
 });
 
 const ClusterResponse = Type.Object({

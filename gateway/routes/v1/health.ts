@@ -1,10 +1,11 @@
-// Liveness and readiness. /healthz answers while the process runs; /readyz only when the
-// embedding model is loaded and every shard answers with the right protocol and dimension,
-// so a load balancer or Kubernetes never routes traffic to a gateway that would 503.
+// Liveness and readiness. /healthz answers while the process runs (restart me if not);
+// /readyz only when gateway/readiness.ts says the whole system is ready — model loaded,
+// every shard with a ready replica, no start-up task such as the first-run ingest still
+// running — so a load balancer or Kubernetes never routes traffic to a half-loaded gateway.
+// Not ready is a 503 in the catalog's envelope, plus what it waits for and how far along.
 import type { FastifyInstance } from 'fastify';
-import { checkShard } from '../../../retriever/check-shard.js';
 import { createError } from '../../../core/errors.js';
-import { sendError } from '../../../core/http-errors.js';
+import { evaluateReadiness } from '../../readiness.js';
 
 const READY_CHECK_TIMEOUT_MS = 2_000;
 
@@ -12,29 +13,13 @@ export default async function healthRoutes(app: FastifyInstance): Promise<void> 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/readyz', async (_request, reply) => {
-    const signal = AbortSignal.timeout(READY_CHECK_TIMEOUT_MS);
-    const dimensions = app.embedder.backend.dimensions;
-    const shards = await Promise.all(
-      app.scatter.shards.map(async (client) => {
-        try {
-          const stats = await checkShard(client, dimensions, signal);
-          return { name: client.name, ok: true, count: stats.count, epoch: stats.epoch };
-        } catch (err) {
-          return { name: client.name, ok: false, error: err instanceof Error ? err.message : String(err) };
-        }
-      }),
-    );
-    const failing = shards.filter((shard) => !shard.ok);
-    if (failing.length > 0) {
-      return sendError(
-        reply,
-        createError(
-          'RAGWAY_ERR_NOT_READY',
-          `${failing.length} of ${shards.length} shards not ready: ${failing.map((s) => `${s.name}: ${s.error}`).join('; ')}`,
-          { retryAfterSeconds: 1 },
-        ),
-      );
+    const readiness = await evaluateReadiness(app, AbortSignal.timeout(READY_CHECK_TIMEOUT_MS));
+    const { model, shards, waiting_for: waitingFor } = readiness;
+    if (!readiness.ready) {
+      const err = createError('RAGWAY_ERR_NOT_READY', `not ready: ${readiness.summary}`, { retryAfterSeconds: 1 });
+      reply.header('retry-after', '1');
+      return reply.code(503).send({ ...err.toEnvelope(), status: 'not_ready', waiting_for: waitingFor, model: model.id, shards });
     }
-    return { status: 'ready', model: app.embedder.backend.modelId, shards };
+    return { status: 'ready', model: model.id, shards };
   });
 }
