@@ -2,42 +2,10 @@
 // doc line; the README's config table is generated from this list (`ragway config --markdown`)
 // and a test checks the two agree. Parsed once at start; a bad value stops the process
 // with a message naming the variable.
-import { resolve } from 'node:path';
-import { existsSync, readFileSync } from 'node:fs';
-import { DEFAULT_MODEL_ID, defaultModelDir, packageRoot } from '../core/package-paths.js';
-import { parseUrlList, UrlListError } from '../core/url-list.js';
+import { boolean, ConfigError, integer, number, oneOf, parseValue, secret, string, type SettingSpec } from './config-specs.js';
 
-type Kind = 'string' | 'integer' | 'number' | 'boolean' | 'enum';
-
-interface SettingSpec<T> {
-  readonly env: string;
-  readonly kind: Kind;
-  readonly defaultValue: T;
-  readonly doc: string;
-  readonly min?: number;
-  readonly max?: number;
-  readonly values?: readonly string[];
-  readonly secret?: boolean;
-}
-
-function integer(env: string, defaultValue: number, doc: string, min = 0, max = Number.MAX_SAFE_INTEGER): SettingSpec<number> {
-  return { env, kind: 'integer', defaultValue, doc, min, max };
-}
-function number(env: string, defaultValue: number, doc: string, min: number, max: number): SettingSpec<number> {
-  return { env, kind: 'number', defaultValue, doc, min, max };
-}
-function string(env: string, defaultValue: string, doc: string): SettingSpec<string> {
-  return { env, kind: 'string', defaultValue, doc };
-}
-function secret(env: string, doc: string): SettingSpec<string> {
-  return { env, kind: 'string', defaultValue: '', doc, secret: true };
-}
-function boolean(env: string, defaultValue: boolean, doc: string): SettingSpec<boolean> {
-  return { env, kind: 'boolean', defaultValue, doc };
-}
-function oneOf<const V extends string>(env: string, values: readonly V[], defaultValue: V, doc: string): SettingSpec<V> {
-  return { env, kind: 'enum', defaultValue, doc, values };
-}
+export { ConfigError } from './config-specs.js';
+export { loadClusterToken, loadUpstreams, parseShardSpec, resolveModelDir, type UpstreamSpec } from './config-sources.js';
 
 export const SETTINGS = {
   host: string('RAGWAY_HOST', '127.0.0.1', 'Address the gateway listens on (0.0.0.0 to accept remote clients).'),
@@ -375,39 +343,6 @@ export const SETTINGS = {
 type Settings = typeof SETTINGS;
 export type Config = { -readonly [K in keyof Settings]: Settings[K] extends SettingSpec<infer V> ? V : never };
 
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-}
-
-function parseValue(spec: SettingSpec<unknown>, raw: string): unknown {
-  switch (spec.kind) {
-    case 'integer': {
-      if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${spec.env} must be an integer, got "${raw}"`);
-      const value = Number(raw);
-      if (value < (spec.min ?? -Infinity) || value > (spec.max ?? Infinity)) {
-        throw new ConfigError(`${spec.env} must be between ${spec.min} and ${spec.max}, got ${value}`);
-      }
-      return value;
-    }
-    case 'number': {
-      const value = Number(raw.trim());
-      if (raw.trim() === '' || !Number.isFinite(value)) throw new ConfigError(`${spec.env} must be a number, got "${raw}"`);
-      if (value < (spec.min ?? -Infinity) || value > (spec.max ?? Infinity)) {
-        throw new ConfigError(`${spec.env} must be between ${spec.min} and ${spec.max}, got ${value}`);
-      }
-      return value;
-    }
-    case 'boolean':
-      if (!['true', 'false', '1', '0'].includes(raw)) throw new ConfigError(`${spec.env} must be true or false, got "${raw}"`);
-      return raw === 'true' || raw === '1';
-    case 'enum':
-      if (!spec.values?.includes(raw)) throw new ConfigError(`${spec.env} must be one of ${spec.values?.join(', ')}, got "${raw}"`);
-      return raw;
-    case 'string':
-      return raw;
-  }
-}
-
 /**
  * Reads settings from `env` (process.env by default); `overrides` (from CLI flags) win over
  * the environment, and `defaults` replace built-in defaults for one command (e.g. a quieter
@@ -446,110 +381,6 @@ export function loadConfig(
   return result;
 }
 
-
-/**
- * The model to load: the bundled model's folder, a local folder (relative paths resolved
- * against the working directory), or a hub id ("org/name") left as it is.
- */
-export function resolveModelDir(config: Config): string {
-  if (config.embedModel === '') return defaultModelDir();
-  const local = resolve(config.embedModel);
-  if (existsSync(local)) return local;
-  return HUB_ID.test(config.embedModel) ? config.embedModel : local;
-}
-
-const HUB_ID = /^[\w.-]+\/[\w.-]+$/;
-
-export interface UpstreamSpec {
-  /** The model id clients use. */
-  id: string;
-  /** The model name sent upstream. */
-  model: string;
-  /** Base URLs, tried in order before the first token. */
-  urls: string[];
-  apiKey?: string;
-}
-
-/**
- * The LLM upstreams: RAGWAY_LLM_URL/MODEL/API_KEY, then the models of
- * RAGWAY_LLM_UPSTREAMS_FILE. Keys named by `api_key_env` are read from `env` here, so this
- * file stays the only reader of the environment.
- */
-export function loadUpstreams(config: Config, env: NodeJS.ProcessEnv = process.env): UpstreamSpec[] {
-  const upstreams: UpstreamSpec[] = [];
-  if (config.llmUrl !== '') {
-    if (config.llmModel === '') throw new ConfigError('RAGWAY_LLM_URL is set but RAGWAY_LLM_MODEL is empty: name the upstream model');
-    upstreams.push({
-      id: config.llmModel,
-      model: config.llmModel,
-      urls: splitUrls(config.llmUrl, 'RAGWAY_LLM_URL'),
-      ...(config.llmApiKey !== '' ? { apiKey: config.llmApiKey } : {}),
-    });
-  }
-  if (config.llmUpstreamsFile !== '') {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(readFileSync(config.llmUpstreamsFile, 'utf8'));
-    } catch (err) {
-      throw new ConfigError(`RAGWAY_LLM_UPSTREAMS_FILE ${config.llmUpstreamsFile}: ${(err as Error).message}`);
-    }
-    if (!Array.isArray(parsed)) throw new ConfigError('RAGWAY_LLM_UPSTREAMS_FILE must hold a JSON array');
-    parsed.forEach((entry: unknown, index) => {
-      const where = `RAGWAY_LLM_UPSTREAMS_FILE[${index}]`;
-      const { id, model, urls, api_key_env: keyEnv } = (entry ?? {}) as Record<string, unknown>;
-      if (typeof id !== 'string' || id === '') throw new ConfigError(`${where}.id must be a non-empty string`);
-      if (model !== undefined && typeof model !== 'string') throw new ConfigError(`${where}.model must be a string`);
-      if (!Array.isArray(urls) || urls.length === 0 || !urls.every((url) => typeof url === 'string')) {
-        throw new ConfigError(`${where}.urls must be a non-empty array of URLs`);
-      }
-      let apiKey: string | undefined;
-      if (keyEnv !== undefined) {
-        if (typeof keyEnv !== 'string') throw new ConfigError(`${where}.api_key_env must name an environment variable`);
-        apiKey = env[keyEnv];
-        if (apiKey === undefined || apiKey === '') throw new ConfigError(`${where}.api_key_env names ${keyEnv}, which is not set`);
-      }
-      upstreams.push({ id, model: model ?? id, urls: splitUrls((urls as string[]).join(','), `${where}.urls`), ...(apiKey ? { apiKey } : {}) });
-    });
-  }
-  const ids = new Set<string>();
-  for (const upstream of upstreams) {
-    if (ids.has(upstream.id)) throw new ConfigError(`LLM model id "${upstream.id}" is configured twice`);
-    ids.add(upstream.id);
-  }
-  return upstreams;
-}
-
-/** A URL list from the config, its errors reported as ConfigErrors. */
-function splitUrls(list: string, name: string): string[] {
-  try {
-    return parseUrlList(list, name);
-  } catch (err) {
-    throw err instanceof UrlListError ? new ConfigError(err.message) : err;
-  }
-}
-
-/** Shard SPEC → shards → replica URLs: shards separated by `;`, replicas of one shard by `,`. */
-export function parseShardSpec(spec: string): string[][] {
-  return spec
-    .split(';')
-    .filter((shard) => shard.trim().replaceAll(',', '') !== '')
-    .map((shard) => splitUrls(shard, 'shard URL'));
-}
-
-/** The cluster credential: RAGWAY_CLUSTER_TOKEN, else the first line of RAGWAY_CLUSTER_TOKEN_FILE; undefined when neither is set. */
-export function loadClusterToken(config: Pick<Config, 'clusterToken' | 'clusterTokenFile'>): string | undefined {
-  if (config.clusterToken !== '') return config.clusterToken;
-  if (config.clusterTokenFile === '') return undefined;
-  let text: string;
-  try {
-    text = readFileSync(config.clusterTokenFile, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`RAGWAY_CLUSTER_TOKEN_FILE ${config.clusterTokenFile}: ${(err as Error).message}`);
-  }
-  const token = text.split('\n')[0]?.trim() ?? '';
-  if (token.length < 16) throw new ConfigError(`RAGWAY_CLUSTER_TOKEN_FILE ${config.clusterTokenFile} holds no credential of at least 16 characters`);
-  return token;
-}
 
 /** Settings for logging: secrets replaced so configs can be printed at start. */
 export function redactedConfig(config: Config): Record<string, unknown> {

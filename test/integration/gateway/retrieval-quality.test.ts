@@ -84,11 +84,18 @@ describe('retrieval quality on the labelled sample-corpus questions', () => {
     assert.equal(rankings.get(ttl?.id ?? '')?.[0], 'lru-cache/README.md');
   });
 
-  it('scores vector search on the set', async (t) => {
-    const { report } = await run({});
-    t.diagnostic(`vector: ${JSON.stringify(report)}`);
-    assert.equal(report.queries, SET.questions.length);
-    // Far below what it measures (see the README); only a broken retrieval path falls under it.
-    assert.ok(report.ndcg_at_10 > 0.3, `nDCG@10 ${report.ndcg_at_10}`);
+  it('scores every search mode, and hybrid is at least as good as vector on nDCG@10', async (t) => {
+    const reports: Record<string, QualityReport> = {};
+    for (const mode of ['vector', 'lexical', 'hybrid'] as const) {
+      reports[mode] = (await run({ mode })).report;
+      t.diagnostic(`${mode}: ${JSON.stringify(reports[mode])}`);
+    }
+    const { vector, lexical, hybrid } = reports as Record<'vector' | 'lexical' | 'hybrid', QualityReport>;
+    assert.equal(vector.queries, SET.questions.length);
+    // Far below what each measures (see the README); only a broken retrieval path falls under them.
+    assert.ok(vector.ndcg_at_10 > 0.3, `vector nDCG@10 ${vector.ndcg_at_10}`);
+    assert.ok(lexical.ndcg_at_10 > 0.3, `lexical nDCG@10 ${lexical.ndcg_at_10}`);
+    // The regression guard: fusing BM25 in must not make retrieval worse than vectors alone.
+    assert.ok(hybrid.ndcg_at_10 >= vector.ndcg_at_10, `hybrid ${hybrid.ndcg_at_10} < vector ${vector.ndcg_at_10}`);
   });
 });

@@ -1,0 +1,113 @@
+// Settings that point at more than a value: the model folder, the LLM upstreams file, the shard
+// spec and the cluster credential file. Part of config.ts (the only reader of the environment:
+// `loadUpstreams` reads the variables an upstreams file names).
+import { resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { defaultModelDir } from '../core/package-paths.js';
+import { parseUrlList, UrlListError } from '../core/url-list.js';
+import type { Config } from './config.js';
+import { ConfigError } from './config-specs.js';
+
+const HUB_ID = /^[\w.-]+\/[\w.-]+$/;
+
+/**
+ * The model to load: the bundled model's folder, a local folder (relative paths resolved
+ * against the working directory), or a hub id ("org/name") left as it is.
+ */
+export function resolveModelDir(config: Config): string {
+  if (config.embedModel === '') return defaultModelDir();
+  const local = resolve(config.embedModel);
+  if (existsSync(local)) return local;
+  return HUB_ID.test(config.embedModel) ? config.embedModel : local;
+}
+
+export interface UpstreamSpec {
+  /** The model id clients use. */
+  id: string;
+  /** The model name sent upstream. */
+  model: string;
+  /** Base URLs, tried in order before the first token. */
+  urls: string[];
+  apiKey?: string;
+}
+
+/**
+ * The LLM upstreams: RAGWAY_LLM_URL/MODEL/API_KEY, then the models of
+ * RAGWAY_LLM_UPSTREAMS_FILE. Keys named by `api_key_env` are read from `env` here, so this
+ * file stays the only reader of the environment.
+ */
+export function loadUpstreams(config: Config, env: NodeJS.ProcessEnv = process.env): UpstreamSpec[] {
+  const upstreams: UpstreamSpec[] = [];
+  if (config.llmUrl !== '') {
+    if (config.llmModel === '') throw new ConfigError('RAGWAY_LLM_URL is set but RAGWAY_LLM_MODEL is empty: name the upstream model');
+    upstreams.push({
+      id: config.llmModel,
+      model: config.llmModel,
+      urls: splitUrls(config.llmUrl, 'RAGWAY_LLM_URL'),
+      ...(config.llmApiKey !== '' ? { apiKey: config.llmApiKey } : {}),
+    });
+  }
+  if (config.llmUpstreamsFile !== '') {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(config.llmUpstreamsFile, 'utf8'));
+    } catch (err) {
+      throw new ConfigError(`RAGWAY_LLM_UPSTREAMS_FILE ${config.llmUpstreamsFile}: ${(err as Error).message}`);
+    }
+    if (!Array.isArray(parsed)) throw new ConfigError('RAGWAY_LLM_UPSTREAMS_FILE must hold a JSON array');
+    parsed.forEach((entry: unknown, index) => {
+      const where = `RAGWAY_LLM_UPSTREAMS_FILE[${index}]`;
+      const { id, model, urls, api_key_env: keyEnv } = (entry ?? {}) as Record<string, unknown>;
+      if (typeof id !== 'string' || id === '') throw new ConfigError(`${where}.id must be a non-empty string`);
+      if (model !== undefined && typeof model !== 'string') throw new ConfigError(`${where}.model must be a string`);
+      if (!Array.isArray(urls) || urls.length === 0 || !urls.every((url) => typeof url === 'string')) {
+        throw new ConfigError(`${where}.urls must be a non-empty array of URLs`);
+      }
+      let apiKey: string | undefined;
+      if (keyEnv !== undefined) {
+        if (typeof keyEnv !== 'string') throw new ConfigError(`${where}.api_key_env must name an environment variable`);
+        apiKey = env[keyEnv];
+        if (apiKey === undefined || apiKey === '') throw new ConfigError(`${where}.api_key_env names ${keyEnv}, which is not set`);
+      }
+      upstreams.push({ id, model: model ?? id, urls: splitUrls((urls as string[]).join(','), `${where}.urls`), ...(apiKey ? { apiKey } : {}) });
+    });
+  }
+  const ids = new Set<string>();
+  for (const upstream of upstreams) {
+    if (ids.has(upstream.id)) throw new ConfigError(`LLM model id "${upstream.id}" is configured twice`);
+    ids.add(upstream.id);
+  }
+  return upstreams;
+}
+
+/** A URL list from the config, its errors reported as ConfigErrors. */
+function splitUrls(list: string, name: string): string[] {
+  try {
+    return parseUrlList(list, name);
+  } catch (err) {
+    throw err instanceof UrlListError ? new ConfigError(err.message) : err;
+  }
+}
+
+/** Shard SPEC → shards → replica URLs: shards separated by `;`, replicas of one shard by `,`. */
+export function parseShardSpec(spec: string): string[][] {
+  return spec
+    .split(';')
+    .filter((shard) => shard.trim().replaceAll(',', '') !== '')
+    .map((shard) => splitUrls(shard, 'shard URL'));
+}
+
+/** The cluster credential: RAGWAY_CLUSTER_TOKEN, else the first line of RAGWAY_CLUSTER_TOKEN_FILE; undefined when neither is set. */
+export function loadClusterToken(config: Pick<Config, 'clusterToken' | 'clusterTokenFile'>): string | undefined {
+  if (config.clusterToken !== '') return config.clusterToken;
+  if (config.clusterTokenFile === '') return undefined;
+  let text: string;
+  try {
+    text = readFileSync(config.clusterTokenFile, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`RAGWAY_CLUSTER_TOKEN_FILE ${config.clusterTokenFile}: ${(err as Error).message}`);
+  }
+  const token = text.split('\n')[0]?.trim() ?? '';
+  if (token.length < 16) throw new ConfigError(`RAGWAY_CLUSTER_TOKEN_FILE ${config.clusterTokenFile} holds no credential of at least 16 characters`);
+  return token;
+}
