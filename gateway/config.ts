@@ -124,7 +124,7 @@ export const SETTINGS = {
   searchMode: oneOf(
     'RAGWAY_SEARCH_MODE',
     ['vector', 'lexical', 'hybrid'],
-    'vector',
+    'hybrid',
     'Retrieval when a request gives no `mode`: `vector` (ANN), `lexical` (BM25) or `hybrid` (both, fused).',
   ),
   searchHybridFusion: oneOf(

@@ -83,6 +83,8 @@ describe('caching', () => {
         cacheEpochPollMs: 50,
         cacheRetrievalBytes: 64 * 1024,
         semanticCache: true,
+        // Counts below are of vector searches (hybrid adds a BM25 statistics pass and a lexical query per shard).
+        searchMode: 'vector',
       }),
       { embeddingBackend: backend, defaultMetrics: false },
     );
