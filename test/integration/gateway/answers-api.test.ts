@@ -12,6 +12,7 @@ import { freePort } from '../../../cli/free-port.js';
 import type { OnnxEmbeddingBackend } from '../../../embedder/backends/onnx.js';
 import { startScriptedUpstream, type ScriptedUpstream } from '../../fixtures/scripted-upstream.js';
 import { loadDefaultBackend, startShards, tempDir, type TestShards } from '../../helpers/cluster.js';
+import { listenOnLoopback } from '../../helpers/listen.js';
 
 const MODEL = 'scripted-llm';
 
@@ -80,9 +81,7 @@ describe('answer APIs', () => {
       }),
       { embeddingBackend: backend, defaultMetrics: false },
     );
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const address = app.server.address();
-    base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    base = await listenOnLoopback(app);
     await app.documents.ingest('default', [
       { id: 'cache.md', text: 'Set a time to live on cache entries with the ttl option. Expired entries are evicted automatically when ttlAutopurge is on.' },
       { id: 'trains.md', text: 'The train departs from the central station every morning. Tickets are sold at the counter.' },

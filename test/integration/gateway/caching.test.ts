@@ -11,6 +11,7 @@ import { loadConfig } from '../../../gateway/config.js';
 import { HttpShardClient } from '../../../retriever/http-shard-client.js';
 import { encodeVector } from '../../../shards/protocol.js';
 import { loadDefaultBackend, startShards, tempDir, type TestShards } from '../../helpers/cluster.js';
+import { listenOnLoopback } from '../../helpers/listen.js';
 
 const DOCS = [
   { id: 'cache.md', text: 'Set a time to live on cache entries with the ttl option. Expired entries are evicted automatically.' },
@@ -88,9 +89,7 @@ describe('caching', () => {
       }),
       { embeddingBackend: backend, defaultMetrics: false },
     );
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const address = app.server.address();
-    base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    base = await listenOnLoopback(app);
     await app.documents.ingest('default', DOCS);
   });
 

@@ -14,6 +14,7 @@ import { loadConfig } from '../../../gateway/config.js';
 import type { OnnxEmbeddingBackend } from '../../../embedder/backends/onnx.js';
 import { startScriptedUpstream, type ScriptedUpstream } from '../../fixtures/scripted-upstream.js';
 import { loadDefaultBackend, startShards, tempDir, type TestShards } from '../../helpers/cluster.js';
+import { listenOnLoopback } from '../../helpers/listen.js';
 
 /** What clients call the model, and what the upstream calls it. */
 const ALIAS = 'house-llm';
@@ -91,9 +92,7 @@ describe('chat with retrieval off is a transparent proxy', () => {
       embeddingBackend: backend,
       defaultMetrics: false,
     });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const address = app.server.address();
-    base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    base = await listenOnLoopback(app);
   });
 
   beforeEach(() => upstream.resetScript({ tokens: ['It is', ' 21', ' °C.'] }));

@@ -13,6 +13,7 @@ import type { OnnxEmbeddingBackend } from '../../../embedder/backends/onnx.js';
 import { buildApp } from '../../../gateway/app.js';
 import { loadConfig } from '../../../gateway/config.js';
 import { loadDefaultBackend, tempDir } from '../../helpers/cluster.js';
+import { listenOnLoopback } from '../../helpers/listen.js';
 
 const SHARDS = 2;
 const REPLICAS = 2;
@@ -86,9 +87,7 @@ describe('replicated shards behind the gateway', () => {
       }),
       { embeddingBackend: backend, defaultMetrics: false },
     );
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const address = app.server.address();
-    base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    base = await listenOnLoopback(app);
     await allReady();
     await app.documents.ingest(
       'default',

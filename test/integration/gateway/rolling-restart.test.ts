@@ -16,6 +16,7 @@ import type { OnnxEmbeddingBackend } from '../../../embedder/backends/onnx.js';
 import { buildApp } from '../../../gateway/app.js';
 import { loadConfig } from '../../../gateway/config.js';
 import { loadDefaultBackend, tempDir } from '../../helpers/cluster.js';
+import { listenOnLoopback } from '../../helpers/listen.js';
 
 const SHARDS = 2;
 const DOCUMENTS = 350;
@@ -82,9 +83,7 @@ describe('rolling restart of every shard, twice, with reads running', () => {
     await Promise.all(urls.flat().map(waitReady));
     // The gateway's own defaults for ejection and probing: what an operator runs.
     app = await buildApp(loadConfig({}, { shards: urls.map((set) => set.join(',')).join(';'), logLevel: 'silent' }), { embeddingBackend: backend, defaultMetrics: false });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const address = app.server.address();
-    base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    base = await listenOnLoopback(app);
     for (let start = 0; start < DOCUMENTS; start += 50) {
       const batch = ids.slice(start, start + 50).map((id, i) => ({ id, text: `${TOPICS[(start + i) % TOPICS.length]}: note ${start + i} about ${TOPICS[(start + i) % TOPICS.length]}.` }));
       const response = await request(`${base}/v1/documents`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ documents: batch }) });

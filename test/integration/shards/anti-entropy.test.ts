@@ -19,6 +19,7 @@ import { loadConfig } from '../../../gateway/config.js';
 import type { AntiEntropyStats, ExportDocument } from '../../../shards/protocol.js';
 import { loadDefaultBackend } from '../../helpers/cluster.js';
 import { assertSameContents, ShardHttp, tempRoot } from './shard-http.js';
+import { listenOnLoopback } from '../../helpers/listen.js';
 
 const INTERVAL_MS = 300;
 /** The bound this test states: converged within this long after the faults stop (many rounds at INTERVAL_MS). */
@@ -70,9 +71,7 @@ describe('anti-entropy between running replicas (real processes)', () => {
     await Promise.all(replicas.map((replica) => replica.start()));
     await Promise.all(urls.map((url) => http.waitReady(url)));
     app = await buildApp(loadConfig({}, { shards: urls.join(','), logLevel: 'silent' }), { embeddingBackend: backend, defaultMetrics: false });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const address = app.server.address();
-    base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    base = await listenOnLoopback(app);
   });
 
   after(async () => {
