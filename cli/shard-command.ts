@@ -6,7 +6,7 @@
 import { onShutdownSignal } from '../core/shutdown-signal.js';
 import { parseUrlList, UrlListError } from '../core/url-list.js';
 import { startShardServer } from '../shards/server.js';
-import { isLoopbackHost } from '../core/secrets.js';
+import { isLoopbackHost } from '../core/http-guards.js';
 import { ConfigError, loadClusterToken, loadConfig } from '../gateway/config.js';
 import { integerFlag, parseFlags, UsageError } from './args.js';
 

@@ -3,7 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type AppDependencies } from './app.js';
 import { ConfigError, type Config } from './config.js';
-import { isLoopbackHost } from '../core/secrets.js';
+import { isLoopbackHost } from '../core/http-guards.js';
 
 export { onShutdownSignal } from '../core/shutdown-signal.js';
 

@@ -103,28 +103,16 @@ export class UpstreamGenerator implements Generator {
    */
   async proxy(body: Readonly<Record<string, unknown>>, signal: AbortSignal): Promise<ProxiedChat> {
     if (signal.aborted) throw abortError(signal);
-    const controller = new AbortController();
-    const onCallerAbort = (): void => controller.abort(signal.reason);
-    signal.addEventListener('abort', onCallerAbort, { once: true });
-    let timedOut: UpstreamError | undefined;
-    let timer: NodeJS.Timeout | undefined;
-    const arm = (ms: number, error: () => UpstreamError): void => {
-      clearTimeout(timer);
-      timer = setTimeout(() => {
-        timedOut = error();
-        controller.abort(timedOut);
-      }, ms);
-    };
+    const call = new UpstreamCall(signal);
+    const { controller } = call;
+    const arm = call.arm.bind(call);
     const fail = (err: unknown, phase: Phase, deltas: number): RagwayError => {
       if (signal.aborted) return abortError(signal);
-      if (timedOut !== undefined) return timedOut;
+      if (call.timedOut !== undefined) return call.timedOut;
       if (isRagwayError(err)) return err;
       return this.#transportError(err, phase, deltas);
     };
-    const release = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onCallerAbort);
-    };
+    const release = (): void => call.release();
     const streamed = body.stream === true;
     let response: Dispatcher.ResponseData;
     try {
@@ -157,7 +145,7 @@ export class UpstreamGenerator implements Generator {
       controller.abort(err);
       throw err;
     }
-    clearTimeout(timer);
+    call.disarm();
     const idleTimeoutMs = this.#idleTimeoutMs;
     const self = this;
     async function* chunks(): AsyncGenerator<Buffer, void, undefined> {
@@ -172,7 +160,7 @@ export class UpstreamGenerator implements Generator {
           } catch (err) {
             throw fail(err, 'stream', received + 1);
           }
-          clearTimeout(timer);
+          call.disarm();
           if (next.done === true) break;
           received += 1;
           yield next.value;
@@ -191,30 +179,17 @@ export class UpstreamGenerator implements Generator {
     if (signal.aborted) throw abortError(signal);
     // One controller for everything that ends the upstream request: the caller's abort, our
     // timers, and the consumer leaving. undici destroys the socket when it fires mid-response.
-    const controller = new AbortController();
-    const onCallerAbort = (): void => controller.abort(signal.reason);
-    signal.addEventListener('abort', onCallerAbort, { once: true });
-
-    let timer: NodeJS.Timeout | undefined;
-    let timedOut: UpstreamError | undefined;
-    const arm = (ms: number, error: () => UpstreamError): void => {
-      clearTimeout(timer);
-      timer = setTimeout(() => {
-        timedOut = error();
-        controller.abort(timedOut);
-      }, ms);
-    };
-    const disarm = (): void => {
-      clearTimeout(timer);
-      timer = undefined;
-    };
+    const call = new UpstreamCall(signal);
+    const { controller } = call;
+    const arm = call.arm.bind(call);
+    const disarm = call.disarm.bind(call);
 
     let deltas = 0;
     // Set once the response body has been read to its end: only then may the connection stay.
     let drained = false;
     const fail = (err: unknown, phase: Phase): RagwayError => {
       if (signal.aborted) return abortError(signal);
-      if (timedOut !== undefined) return timedOut;
+      if (call.timedOut !== undefined) return call.timedOut;
       if (isRagwayError(err)) return err;
       return this.#transportError(err, phase, deltas);
     };
@@ -314,8 +289,7 @@ export class UpstreamGenerator implements Generator {
         drained = true;
       }
     } finally {
-      disarm();
-      signal.removeEventListener('abort', onCallerAbort);
+      call.release();
       // Anything but a fully read response (a consumer that stopped, an error, a drain given
       // up) must close the connection: that is what tells the upstream to stop generating.
       if (!drained) controller.abort(new Error('the stream consumer stopped reading'));
@@ -405,4 +379,45 @@ async function readLimited(read: (phase: Phase) => Promise<IteratorResult<Buffer
     size += chunk.value.length;
   }
   return Buffer.concat(parts).subarray(0, limit).toString('utf8');
+}
+
+/**
+ * What ends one upstream call: an AbortController linked to the caller's signal, and one
+ * re-armable timer (first token, then idle between chunks) whose expiry aborts the call with
+ * the timeout error it was armed with — kept so the failure is reported as that timeout.
+ */
+class UpstreamCall {
+  readonly controller = new AbortController();
+  #timer: NodeJS.Timeout | undefined;
+  #timedOut: UpstreamError | undefined;
+  readonly #signal: AbortSignal;
+  readonly #onCallerAbort = (): void => this.controller.abort(this.#signal.reason);
+
+  constructor(signal: AbortSignal) {
+    this.#signal = signal;
+    signal.addEventListener('abort', this.#onCallerAbort, { once: true });
+  }
+
+  get timedOut(): UpstreamError | undefined {
+    return this.#timedOut;
+  }
+
+  arm(ms: number, error: () => UpstreamError): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timedOut = error();
+      this.controller.abort(this.#timedOut);
+    }, ms);
+  }
+
+  disarm(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** The call is over: no timer, and the caller's signal no longer holds a listener. */
+  release(): void {
+    this.disarm();
+    this.#signal.removeEventListener('abort', this.#onCallerAbort);
+  }
 }

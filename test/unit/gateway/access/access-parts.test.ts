@@ -6,7 +6,8 @@ import { AdmissionGate } from '../../../../gateway/access/admission.js';
 import { MemoryBuckets } from '../../../../gateway/access/buckets.js';
 import { addKey, keyIdOf, parseKeysFile, revokeKey, type KeysFile } from '../../../../gateway/access/keys-file.js';
 import { formatDuration } from '../../../../gateway/access/rate-limiter.js';
-import { hashSecret, isLoopbackHost, safeEqual } from '../../../../core/secrets.js';
+import { hashSecret, safeEqual } from '../../../../core/secrets.js';
+import { isLoopbackHost } from '../../../../core/http-guards.js';
 import { namespaceAllowed, parseNamespaceScope } from '../../../../shards/access.js';
 
 describe('namespace patterns', () => {
