@@ -4,7 +4,7 @@
 // version does not carry), so a shorter new version leaves no orphans.
 import { createHash } from 'node:crypto';
 import type { EmbeddingBatcher } from '../embedder/batcher.js';
-import type { Scatter } from '../retriever/scatter.js';
+import type { Scatter, ScopeOptions } from '../retriever/scatter.js';
 import { encodeVector, type Chunk } from '../shards/protocol.js';
 import { chunkDocument, type TextChunk } from './chunker.js';
 import { createError, throwIfAborted } from '../core/errors.js';
@@ -65,7 +65,8 @@ export class DocumentService {
     this.#chunking = chunking;
   }
 
-  async ingest(namespace: string, documents: readonly DocumentInput[], signal?: AbortSignal): Promise<IngestOutput> {
+  /** `scope` carries the calling key's namespaces to the shards (they refuse any other). */
+  async ingest(namespace: string, documents: readonly DocumentInput[], signal?: AbortSignal, scope: ScopeOptions = {}): Promise<IngestOutput> {
     const started = performance.now();
     const countTokens = (text: string): number => this.#batcher.backend.encode(text).tokenCount;
     const seen = new Map<string, number>();
@@ -109,7 +110,7 @@ export class DocumentService {
         next += 1;
       });
     }
-    const written = await this.#scatter.upsertChunks(chunks, { replaceDocuments: true }, signal);
+    const written = await this.#scatter.upsertChunks(chunks, { replaceDocuments: true, namespaces: scope.namespaces }, signal);
     this.#chunking.onWrite?.(written.epochs);
     const finished = performance.now();
 
@@ -125,8 +126,8 @@ export class DocumentService {
     };
   }
 
-  async get(namespace: string, id: string, signal?: AbortSignal): Promise<StoredDocument | undefined> {
-    const document = await this.#scatter.getDocument(namespace, id, signal);
+  async get(namespace: string, id: string, signal?: AbortSignal, scope: ScopeOptions = {}): Promise<StoredDocument | undefined> {
+    const document = await this.#scatter.getDocument(namespace, id, signal, { namespaces: scope.namespaces });
     if (document === undefined) return undefined;
     return {
       id,
@@ -137,8 +138,8 @@ export class DocumentService {
   }
 
   /** Resolves the number of chunks removed (0 when the document did not exist). */
-  async delete(namespace: string, id: string, signal?: AbortSignal): Promise<number> {
-    const result = await this.#scatter.deleteDocuments(namespace, [id], signal);
+  async delete(namespace: string, id: string, signal?: AbortSignal, scope: ScopeOptions = {}): Promise<number> {
+    const result = await this.#scatter.deleteDocuments(namespace, [id], signal, { namespaces: scope.namespaces });
     this.#chunking.onWrite?.(result.epochs);
     return result.chunksDeleted;
   }

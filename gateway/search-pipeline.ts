@@ -30,6 +30,13 @@ export interface SearchInput {
   /** hnswlib ef for this query; each shard's own default when absent. */
   ef?: number | undefined;
   namespace?: string | undefined;
+  /**
+   * The namespace patterns of the API key the search runs for, sent with every shard call (the
+   * shards refuse any other namespace); undefined when no key is in play. Not part of the
+   * cache key: the route has already checked the key may read `namespace`, and results for one
+   * namespace are the same whichever allowed key asked.
+   */
+  namespaces?: readonly string[] | undefined;
   filter?: Record<string, unknown> | undefined;
   includeText: boolean;
   includeMetadata: boolean;
@@ -242,6 +249,7 @@ export class SearchPipeline {
       ...(input.ef !== undefined ? { ef: input.ef } : {}),
       ...(deadline !== undefined ? { deadline } : {}),
       ...(input.requireComplete === true ? { requireComplete: true } : {}),
+      ...(input.namespaces !== undefined ? { namespaces: input.namespaces } : {}),
       includeText: input.includeText,
       includeMetadata: input.includeMetadata,
     };

@@ -84,7 +84,8 @@ class HedgedRead<T> {
     this.#context = context;
     this.#request = request;
     this.#deadline = deadline;
-    this.#perCall = deadline === undefined ? undefined : { deadline };
+    // Passed on whole: the namespaces in it are what the shard judges the call by.
+    this.#perCall = request.options;
     this.#started = started;
   }
 

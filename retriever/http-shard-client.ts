@@ -23,9 +23,8 @@ import {
   type UpsertRequest,
   type UpsertResponse,
 } from '../shards/protocol.js';
-import { CLUSTER_TOKEN_HEADER, NAMESPACES_HEADER } from '../shards/access.js';
+import { CLUSTER_TOKEN_HEADER, NAMESPACES_HEADER, formatNamespaceScope } from '../shards/access.js';
 import type { ShardCallOptions, ShardClient } from './shard-client.js';
-import type { TenantScope } from './tenant-scope.js';
 
 export { checkShard } from './check-shard.js';
 
@@ -40,8 +39,6 @@ export interface HttpShardClientOptions {
   requestTimeoutMs?: number;
   /** The cluster credential, sent on every request (shards started with one refuse calls without it). */
   clusterToken?: string | undefined;
-  /** Where the calling request's namespace scope is found (sent as NAMESPACES_HEADER). */
-  tenantScope?: TenantScope | undefined;
 }
 
 const DEFAULT_CONNECTIONS = 16;
@@ -58,7 +55,6 @@ export class HttpShardClient implements ShardClient {
   private readonly basePath: string;
   private readonly requestTimeoutMs: number;
   private readonly clusterToken: string | undefined;
-  private readonly tenantScope: TenantScope | undefined;
 
   constructor(url: string | URL, options: HttpShardClientOptions = {}) {
     const parsed = new URL(url);
@@ -71,7 +67,6 @@ export class HttpShardClient implements ShardClient {
     this.name = `${options.label ?? 'shard'} (${this.url})`;
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.clusterToken = options.clusterToken === '' ? undefined : options.clusterToken;
-    this.tenantScope = options.tenantScope;
     this.pool = new Pool(parsed.origin, {
       connections: options.connections ?? DEFAULT_CONNECTIONS,
       connectTimeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
@@ -153,6 +148,7 @@ export class HttpShardClient implements ShardClient {
   ): Promise<T> {
     throwIfAborted(signal);
     const headers = this.baseHeaders();
+    if (options?.namespaces !== undefined) headers[NAMESPACES_HEADER] = formatNamespaceScope(options.namespaces);
     if (body !== undefined) headers['content-type'] = 'application/json';
     // Outside the transport's try: a body that cannot be serialised never reached the shard,
     // and must not be reported (or counted) as the shard being unavailable.
@@ -207,8 +203,6 @@ export class HttpShardClient implements ShardClient {
   private baseHeaders(): Record<string, string> {
     const headers: Record<string, string> = { accept: 'application/json', [PROTOCOL_HEADER]: PROTOCOL_VALUE };
     if (this.clusterToken !== undefined) headers[CLUSTER_TOKEN_HEADER] = this.clusterToken;
-    const scope = this.tenantScope?.current();
-    if (scope !== undefined) headers[NAMESPACES_HEADER] = scope;
     return headers;
   }
 

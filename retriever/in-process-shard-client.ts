@@ -12,6 +12,7 @@ import type {
   UpsertRequest,
   UpsertResponse,
 } from '../shards/protocol.js';
+import { assertInScope, type ScopedBody } from '../shards/access.js';
 import type { ShardStore } from '../shards/shard-store.js';
 import type { ShardCallOptions, ShardClient } from './shard-client.js';
 
@@ -35,17 +36,17 @@ export class InProcessShardClient implements ShardClient {
   // shard's error would; a signal aborted (or a deadline passed) before the call means the work
   // is not done at all. Once started, a synchronous store call cannot be interrupted anyway.
   async search(request: SearchRequest, signal?: AbortSignal, options?: ShardCallOptions): Promise<SearchResponse> {
-    this.admit(signal, options);
+    this.admit(signal, options, request);
     return this.store.search(request);
   }
 
   async upsert(request: UpsertRequest, signal?: AbortSignal, options?: ShardCallOptions): Promise<UpsertResponse> {
-    this.admit(signal, options);
+    this.admit(signal, options, request);
     return this.store.upsert(request);
   }
 
   async delete(request: DeleteRequest, signal?: AbortSignal, options?: ShardCallOptions): Promise<DeleteResponse> {
-    this.admit(signal, options);
+    this.admit(signal, options, request);
     return this.store.delete(request);
   }
 
@@ -55,7 +56,7 @@ export class InProcessShardClient implements ShardClient {
     signal?: AbortSignal,
     options?: ShardCallOptions,
   ): Promise<DocumentResponse | undefined> {
-    this.admit(signal, options);
+    this.admit(signal, options, undefined, namespace);
     return this.store.getDocument(namespace, documentId);
   }
 
@@ -64,11 +65,13 @@ export class InProcessShardClient implements ShardClient {
     return this.store.stats();
   }
 
-  private admit(signal: AbortSignal | undefined, options: ShardCallOptions | undefined): void {
+  /** What a shard server checks before a call's work: the signal, the deadline, the caller's namespace scope. */
+  private admit(signal: AbortSignal | undefined, options: ShardCallOptions | undefined, body?: ScopedBody, namespace?: string): void {
     throwIfAborted(signal);
     if (options?.deadline !== undefined && Date.now() >= options.deadline) {
       throw createError('RAGWAY_ERR_DEADLINE_EXCEEDED', `${this.name}: the deadline passed before the call started`);
     }
+    if (options?.namespaces !== undefined) assertInScope(options.namespaces, body, namespace);
   }
 
   async close(): Promise<void> {

@@ -35,11 +35,10 @@ export async function writeToReplicas<T extends object>(
 ): Promise<WithAcks<T>> {
   const { membership, messages } = context;
   throwIfAborted(signal);
-  const perCall: ShardCallOptions | undefined = callOptions?.deadline === undefined ? undefined : { deadline: callOptions.deadline };
   const send = async (replica: Replica): Promise<Outcome<T>> => {
     replica.inFlight += 1;
     try {
-      const value = await call(replica.client, signal, perCall);
+      const value = await call(replica.client, signal, callOptions);
       replica.noteAnswered();
       return { ack: { url: replica.url, ok: true }, value };
     } catch (err) {

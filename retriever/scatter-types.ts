@@ -54,14 +54,25 @@ export interface DeadlineOptions {
   deadline?: number;
 }
 
+export interface ScopeOptions {
+  /**
+   * The namespace patterns of the API key the call is made for, sent with every shard call
+   * (the shards refuse any namespace outside them); absent = the cluster's own, unrestricted.
+   */
+  namespaces?: readonly string[] | undefined;
+}
+
+/** What a read or write that is not a search takes: a deadline and the caller's scope. */
+export interface CallOptions extends DeadlineOptions, ScopeOptions {}
+
 export interface CompletenessOptions {
   /** Fail (503, or 504 for a missed deadline) rather than answer without every shard. */
   requireComplete?: boolean;
 }
 
-export interface BatchSearchOptions extends IncludeOptions, DeadlineOptions, CompletenessOptions {}
+export interface BatchSearchOptions extends IncludeOptions, DeadlineOptions, ScopeOptions, CompletenessOptions {}
 
-export interface SearchOptions extends IncludeOptions, DeadlineOptions, CompletenessOptions {
+export interface SearchOptions extends IncludeOptions, DeadlineOptions, ScopeOptions, CompletenessOptions {
   k: number;
   namespace: string;
   filter?: Record<string, unknown>;
@@ -97,14 +108,14 @@ export interface ScatterSearchResult extends QueryHits {
 /** A chunk to write; the vector may still be a Float32Array, it is encoded here. */
 export type ChunkInput = Omit<Chunk, 'vector'> & { vector: Float32Array | string };
 
-export interface UpsertChunksOptions extends DeadlineOptions {
+export interface UpsertChunksOptions extends CallOptions {
   /** Drop the chunks of each named document that this call does not carry (re-ingest). */
   replaceDocuments?: boolean;
   /** The write's version; default: the next one from this scatter's clock. */
   version?: number;
 }
 
-export interface DeleteOptions extends DeadlineOptions {
+export interface DeleteOptions extends CallOptions {
   version?: number;
 }
 

@@ -41,6 +41,7 @@ import { shardForDocument } from './routing.js';
 import {
   MAX_QUERIES_PER_REQUEST,
   type BatchSearchOptions,
+  type CallOptions,
   type ChunkInput,
   type DeadlineOptions,
   type DeleteOptions,
@@ -57,7 +58,7 @@ import {
   type UpsertSummary,
 } from './scatter-types.js';
 import { gather, writeAll, type ShardSet } from './shard-fanout.js';
-import type { ShardClient } from './shard-client.js';
+import { shardCallOptions, type ShardClient } from './shard-client.js';
 import { VersionClock } from './version-clock.js';
 
 export { coverageError, incompleteError, type Coverage, type MissingShard } from './coverage.js';
@@ -144,7 +145,7 @@ export class Scatter {
         return response;
       },
       signal,
-      { deadline: options.deadline, requireComplete: options.requireComplete === true },
+      { deadline: options.deadline, requireComplete: options.requireComplete === true, namespaces: options.namespaces },
     );
 
     const results = queries.map((query, q): QueryHits => {
@@ -199,7 +200,7 @@ export class Scatter {
           callOptions,
         ),
       signal,
-      options.deadline,
+      shardCallOptions(options.deadline, options.namespaces),
     );
     let upserted = 0;
     let removed = 0;
@@ -232,7 +233,7 @@ export class Scatter {
       groups,
       (client, ids, shardSignal, callOptions) => client.delete({ namespace, document_ids: ids, version }, shardSignal, callOptions),
       signal,
-      options.deadline,
+      shardCallOptions(options.deadline, options.namespaces),
     );
     let documentsDeleted = 0;
     let chunksDeleted = 0;
@@ -250,7 +251,7 @@ export class Scatter {
     namespace: string,
     documentId: string,
     signal?: AbortSignal,
-    options: DeadlineOptions = {},
+    options: CallOptions = {},
   ): Promise<DocumentResponse | undefined> {
     const shard = this.shardFor(documentId);
     const { values } = await gather(
@@ -260,7 +261,7 @@ export class Scatter {
       [shard],
       (client, shardSignal, callOptions) => client.getDocument(namespace, documentId, shardSignal, callOptions),
       signal,
-      { deadline: options.deadline, requireComplete: true },
+      { deadline: options.deadline, requireComplete: true, namespaces: options.namespaces },
     );
     return values[0];
   }

@@ -21,7 +21,7 @@
 import { abortError, createError, isRagwayError, throwIfAborted } from '../core/errors.js';
 import type { IncludeOptions, Scatter, ScatterQuery, ScatterSearchResult, SearchOptions } from './scatter.js';
 import { MAX_QUERIES_PER_REQUEST, coverageError } from './scatter.js';
-import type { TenantScope } from './tenant-scope.js';
+import { formatNamespaceScope } from '../shards/access.js';
 
 interface Pending {
   query: ScatterQuery;
@@ -39,38 +39,36 @@ export interface CoalescerOptions {
   maxBatch?: number;
   /** Called with the size of every batch sent (for metrics). */
   onBatch?: (queries: number) => void;
-  /**
-   * The callers' namespace scopes: only queries of one scope share a batch, and the batch is
-   * sent inside it, so a shard judges every query by the key that asked it.
-   */
-  tenantScope?: TenantScope;
 }
 
 export class SearchCoalescer {
   readonly #scatter: Scatter;
   readonly #maxBatch: number;
   readonly #onBatch: ((queries: number) => void) | undefined;
-  readonly #tenantScope: TenantScope | undefined;
-  /** Pending queries grouped by their include options (a shard request has one setting) and scope. */
-  #groups = new Map<string, { include: IncludeOptions; scope: string | undefined; pending: Pending[] }>();
+  /**
+   * Pending queries grouped by their include options (a shard request has one setting) and by
+   * the callers' namespace scope (`options.namespaces`): only queries of one scope share a
+   * batch, and the batch carries that scope, so a shard judges every query by the key that asked it.
+   */
+  #groups = new Map<string, { include: IncludeOptions; namespaces: readonly string[] | undefined; pending: Pending[] }>();
   #immediate: NodeJS.Immediate | undefined;
 
   constructor(scatter: Scatter, options: CoalescerOptions = {}) {
     this.#scatter = scatter;
     this.#maxBatch = Math.min(options.maxBatch ?? 64, MAX_QUERIES_PER_REQUEST);
     this.#onBatch = options.onBatch;
-    this.#tenantScope = options.tenantScope;
   }
 
   search(vector: Float32Array | undefined, options: SearchOptions, signal?: AbortSignal): Promise<ScatterSearchResult> {
     throwIfAborted(signal);
-    const { k, namespace, filter, ef, lexical, deadline, requireComplete, ...include } = options;
+    const { k, namespace, filter, ef, lexical, deadline, requireComplete, namespaces, ...include } = options;
     const query: ScatterQuery = { vector, k, namespace };
     if (lexical !== undefined) query.lexical = lexical;
     if (filter !== undefined) query.filter = filter;
     if (ef !== undefined) query.ef = ef;
-    const scope = this.#tenantScope?.current();
-    const key = `${include.includeText !== false}:${include.includeMetadata !== false}:${include.includeVectors === true}:${scope ?? ''}`;
+    // Patterns never contain a comma (NAMESPACE_PATTERN_RE), so the joined list names the scope exactly.
+    const scope = namespaces === undefined ? '-' : `=${formatNamespaceScope(namespaces)}`;
+    const key = `${include.includeText !== false}:${include.includeMetadata !== false}:${include.includeVectors === true}:${scope}`;
 
     return new Promise<ScatterSearchResult>((resolve, reject) => {
       const onAbort = (): void => {
@@ -101,7 +99,7 @@ export class SearchCoalescer {
       signal?.addEventListener('abort', onAbort, { once: true });
       let group = this.#groups.get(key);
       if (group === undefined) {
-        group = { include, scope, pending: [] };
+        group = { include, namespaces, pending: [] };
         this.#groups.set(key, group);
       }
       group.pending.push(pending);
@@ -113,18 +111,15 @@ export class SearchCoalescer {
     this.#immediate = undefined;
     const groups = this.#groups;
     this.#groups = new Map();
-    for (const { include, scope, pending } of groups.values()) {
+    for (const { include, namespaces, pending } of groups.values()) {
       const live = pending.filter((entry) => !entry.settled);
       for (let start = 0; start < live.length; start += this.#maxBatch) {
-        const batch = live.slice(start, start + this.#maxBatch);
-        // The immediate runs in the first caller's context: each batch gets its own scope.
-        if (this.#tenantScope === undefined) void this.#send(batch, include);
-        else void this.#tenantScope.runFormatted(scope, () => this.#send(batch, include));
+        void this.#send(live.slice(start, start + this.#maxBatch), include, namespaces);
       }
     }
   }
 
-  async #send(entries: Pending[], include: IncludeOptions): Promise<void> {
+  async #send(entries: Pending[], include: IncludeOptions, namespaces: readonly string[] | undefined): Promise<void> {
     // A caller whose deadline passed while queued fails alone; it must not shorten the batch's.
     const now = Date.now();
     const batch = entries.filter((entry) => {
@@ -152,6 +147,7 @@ export class SearchCoalescer {
         {
           ...include,
           ...(deadline !== undefined ? { deadline } : {}),
+          ...(namespaces !== undefined ? { namespaces } : {}),
           requireComplete: batch.every((entry) => entry.requireComplete),
         },
         controller.signal,
@@ -167,7 +163,7 @@ export class SearchCoalescer {
       });
     } catch (err) {
       if (batch.length > 1 && isRagwayError(err) && err.statusCode < 500) {
-        await Promise.all(batch.map((entry) => this.#send([entry], include)));
+        await Promise.all(batch.map((entry) => this.#send([entry], include, namespaces)));
         return;
       }
       for (const entry of batch) entry.reject(err);

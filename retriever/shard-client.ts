@@ -24,6 +24,18 @@ export interface ShardCallOptions {
    * deadline with RAGWAY_ERR_DEADLINE_EXCEEDED instead of waiting past it.
    */
   deadline?: number;
+  /**
+   * The namespace patterns of the API key the call is made for, sent as NAMESPACES_HEADER: the
+   * shard refuses any namespace outside them. Absent: the cluster's own call (epoch polls,
+   * probes, /v1/cluster), unrestricted. Every layer between a route and the client passes it on.
+   */
+  namespaces?: readonly string[] | undefined;
+}
+
+/** The options for `deadline` and `namespaces`, or undefined when neither is set (the common path allocates nothing). */
+export function shardCallOptions(deadline: number | undefined, namespaces: readonly string[] | undefined): ShardCallOptions | undefined {
+  if (deadline === undefined) return namespaces === undefined ? undefined : { namespaces };
+  return namespaces === undefined ? { deadline } : { deadline, namespaces };
 }
 
 export interface ShardClient {

@@ -7,7 +7,7 @@ import { abortError, createError, isRagwayError, throwIfAborted, type RagwayErro
 import { incompleteError, nothingAnswered, type MissingShard } from './coverage.js';
 import { race, type RaceControl } from './race.js';
 import type { ReplicaAck } from './replica-types.js';
-import type { ShardCallOptions, ShardClient } from './shard-client.js';
+import { shardCallOptions, type ShardCallOptions, type ShardClient } from './shard-client.js';
 
 /** The shard set a fan-out runs over. */
 export interface ShardSet {
@@ -26,6 +26,8 @@ export interface Gathered<T> {
 export interface GatherPolicy {
   deadline: number | undefined;
   requireComplete: boolean;
+  /** The calling key's namespaces, passed to every shard call (ShardCallOptions.namespaces). */
+  namespaces?: readonly string[] | undefined;
 }
 
 /**
@@ -82,8 +84,8 @@ class Gathering<T> {
   }
 
   run(call: (client: ShardClient, signal: AbortSignal, options: ShardCallOptions | undefined) => Promise<T>): Promise<Gathered<T>> {
-    const { deadline } = this.#policy;
-    const callOptions: ShardCallOptions | undefined = deadline === undefined ? undefined : { deadline };
+    const { deadline, namespaces } = this.#policy;
+    const callOptions = shardCallOptions(deadline, namespaces);
     return race<Gathered<T>>(
       {
         signal: this.#signal,
@@ -179,10 +181,9 @@ export async function writeAll<G, R extends object>(
   groups: ReadonlyMap<number, G>,
   call: (client: ShardClient, group: G, signal: AbortSignal | undefined, options: ShardCallOptions | undefined) => Promise<R>,
   signal: AbortSignal | undefined,
-  deadline: number | undefined,
+  callOptions: ShardCallOptions | undefined,
 ): Promise<Map<number, { value: R; acks: ReplicaAck[] }>> {
   const entries = [...groups.entries()];
-  const callOptions: ShardCallOptions | undefined = deadline === undefined ? undefined : { deadline };
   const settled = await Promise.allSettled(
     entries.map(async ([shard, group]) => {
       const client = set.client(shard);

@@ -54,10 +54,21 @@ export function assertNamespaceAllowed(patterns: readonly string[] | undefined, 
 /** Routes that carry no data: kubelets and load balancers probe them without credentials. */
 const OPEN_ROUTES = new Set<string>(['/healthz', '/readyz']);
 
-interface ScopedBodies {
-  queries?: { namespace: string }[];
-  chunks?: { namespace: string }[];
+export interface ScopedBody {
+  queries?: readonly { namespace: string }[];
+  chunks?: readonly { namespace: string }[];
   namespace?: string;
+}
+
+/**
+ * Refuses (403) a search, write or delete body, or a document read's namespace, that reaches
+ * outside `scope`. One function for the shard server and the in-process client, so both judge alike.
+ */
+export function assertInScope(scope: readonly string[], body: ScopedBody | undefined, namespaceParam?: string): void {
+  for (const query of body?.queries ?? []) assertNamespaceAllowed(scope, query.namespace, 'queries[].namespace');
+  for (const chunk of body?.chunks ?? []) assertNamespaceAllowed(scope, chunk.namespace, 'chunks[].namespace');
+  if (typeof body?.namespace === 'string') assertNamespaceAllowed(scope, body.namespace);
+  if (namespaceParam !== undefined) assertNamespaceAllowed(scope, namespaceParam);
 }
 
 /**
@@ -80,14 +91,10 @@ export function installShardAccess(app: FastifyInstance, options: { clusterToken
     const scope = parseNamespaceScope(request.headers[NAMESPACES_HEADER]);
     if (scope === undefined) return;
     const route = request.routeOptions.url;
-    const body = (request.body ?? {}) as ScopedBodies;
     if (route === '/v1/changes' || route === '/v1/export' || route === '/v1/faults') {
       throw createError('RAGWAY_ERR_FORBIDDEN', `${route} is for the cluster itself, not for a tenant's call`);
     }
-    for (const query of body.queries ?? []) assertNamespaceAllowed(scope, query.namespace, 'queries[].namespace');
-    for (const chunk of body.chunks ?? []) assertNamespaceAllowed(scope, chunk.namespace, 'chunks[].namespace');
-    if (typeof body.namespace === 'string') assertNamespaceAllowed(scope, body.namespace);
     const params = request.params as { namespace?: unknown } | undefined;
-    if (typeof params?.namespace === 'string') assertNamespaceAllowed(scope, params.namespace);
+    assertInScope(scope, (request.body ?? {}) as ScopedBody, typeof params?.namespace === 'string' ? params.namespace : undefined);
   });
 }

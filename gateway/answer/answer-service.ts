@@ -27,6 +27,8 @@ export interface RagOptions {
   enabled: boolean;
   k: number;
   namespace?: string | undefined;
+  /** The calling key's namespace patterns, for the shards (SearchInput.namespaces). */
+  namespaces?: readonly string[] | undefined;
   filter?: Record<string, unknown> | undefined;
   /** Budget of the retrieval, ms. */
   deadlineMs?: number | undefined;
@@ -232,6 +234,7 @@ export class AnswerService {
           ...(semantic !== undefined ? { queryVector: semantic.vector } : {}),
           k: input.rag.k,
           namespace: input.rag.namespace ?? DEFAULT_NAMESPACE,
+          namespaces: input.rag.namespaces,
           filter: input.rag.filter,
           includeText: true,
           includeMetadata: true,

@@ -1,18 +1,17 @@
 // Access control in front of every route: API keys (Bearer or x-api-key) with scopes and
 // namespaces, per-key rate limits (memory, or Redis shared by every gateway), per-key caps
 // on open streams, admission control per route class, and the audit log of writes.
-// The key's namespaces are also handed to the shard calls of the request (TenantScope), so
-// shards enforce them again where the data is.
+// The key's namespaces are also handed to every shard call of the request (`request.namespaces`,
+// passed explicitly by the routes down to the shard client's NAMESPACES_HEADER), so shards
+// enforce them again where the data is.
 //
 // Order of checks, cheapest first: key and scope before the body is read (onRequest), rate
 // limit there too; namespace, stream cap and admission once the body is validated
-// (preHandler); the tenant scope is entered last so the handler and everything it starts
-// run inside it.
+// (preHandler).
 import fp from 'fastify-plugin';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { createError } from '../../core/errors.js';
 import { requestSignal } from '../../core/request-signal.js';
-import { TenantScope } from '../../retriever/tenant-scope.js';
 import { assertNamespaceAllowed } from '../../shards/access.js';
 import { ConfigError } from '../config.js';
 import { AdmissionGate, type RouteClass } from '../access/admission.js';
@@ -23,11 +22,15 @@ import { METRICS_ROUTE, OPEN_ROUTES, ROUTE_POLICIES, routeKey, type RoutePolicy 
 
 declare module 'fastify' {
   interface FastifyInstance {
-    tenantScope: TenantScope;
     access: AccessControl;
   }
   interface FastifyRequest {
     apiKey: ApiKey | undefined;
+    /**
+     * The namespace patterns of the request's key, for every shard call it makes (shards refuse
+     * any other namespace); undefined when no key is in play (auth open or off).
+     */
+    namespaces: readonly string[] | undefined;
   }
 }
 
@@ -114,8 +117,6 @@ export default fp(
       gates.set('ingest', new AdmissionGate('ingest', { concurrency: config.admitIngestConcurrency, ...common }));
     }
     const openStreams = new Map<string, number>();
-    const tenantScope = new TenantScope();
-    app.decorate('tenantScope', tenantScope);
     app.decorate('access', {
       get mode() {
         return enforcing() ? 'keys' : config.auth === 'off' ? 'off' : 'open';
@@ -124,6 +125,7 @@ export default fp(
       gates,
     } satisfies AccessControl);
     app.decorateRequest('apiKey', undefined);
+    app.decorateRequest('namespaces', undefined);
 
     app.addHook('onRequest', async (request, reply) => {
       if (!enforcing()) return;
@@ -141,6 +143,7 @@ export default fp(
         throw createError('RAGWAY_ERR_UNAUTHORIZED', 'invalid or revoked API key');
       }
       request.apiKey = key;
+      request.namespaces = key.namespaces;
       const needed = route === METRICS_ROUTE ? 'admin' : ROUTE_POLICIES[route]?.scope;
       if (needed !== undefined && !key.scopes.has(needed)) {
         throw createError('RAGWAY_ERR_FORBIDDEN', `key "${key.name}" lacks the "${needed}" scope that ${request.method} ${request.routeOptions.url} needs`);
@@ -174,13 +177,6 @@ export default fp(
         if (reply.raw.destroyed || reply.raw.writableFinished) release();
         else reply.raw.once('close', release);
       }
-    });
-
-    // Entered last, as a callback hook, so the handler and all it starts see the scope.
-    app.addHook('preHandler', (request: FastifyRequest, _reply: FastifyReply, done: () => void) => {
-      const key = request.apiKey;
-      if (key === undefined) done();
-      else tenantScope.run(key.namespaces, done);
     });
 
     app.addHook('onSend', async (request, reply, payload) => {

@@ -8,7 +8,6 @@ import { replicaSetsFromSpec, type ReplicaSet } from '../../retriever/replica-se
 import { Scatter, type ScatterObserver } from '../../retriever/scatter.js';
 import { SearchCoalescer } from '../../retriever/search-coalescer.js';
 import type { ShardClient } from '../../retriever/shard-client.js';
-import type { TenantScope } from '../../retriever/tenant-scope.js';
 import { ConfigError, loadClusterToken, parseShardSpec, type Config } from '../config.js';
 import { isRagwayError } from '../../core/errors.js';
 
@@ -19,7 +18,7 @@ export interface RetrieverPluginOptions {
 
 const STARTUP_CHECK_TIMEOUT_MS = 5_000;
 
-function replicaSetsFor(config: Config, observer: ScatterObserver, tenantScope: TenantScope): ReplicaSet[] {
+function replicaSetsFor(config: Config, observer: ScatterObserver): ReplicaSet[] {
   const shards = parseShardSpec(config.shards);
   if (shards.length === 0) throw new ConfigError('no shards configured: set RAGWAY_SHARDS or pass --shards');
   return replicaSetsFromSpec(shards, {
@@ -28,7 +27,6 @@ function replicaSetsFor(config: Config, observer: ScatterObserver, tenantScope: 
       connections: config.shardConnections,
       requestTimeoutMs: config.shardTimeoutMs,
       clusterToken: loadClusterToken(config),
-      tenantScope,
     },
     hedge: {
       enabled: config.hedge,
@@ -44,7 +42,7 @@ export default fp(
   async (app, options: RetrieverPluginOptions) => {
     const { config } = app;
     const observer = app.metrics.scatterObserver();
-    const clients = options.clients ?? replicaSetsFor(config, observer, app.tenantScope);
+    const clients = options.clients ?? replicaSetsFor(config, observer);
     const scatter = new Scatter(clients, observer);
     scatter.start();
     app.metrics.watchAntiEntropy(() => scatter.cluster(AbortSignal.timeout(1_000)));
@@ -61,7 +59,6 @@ export default fp(
     app.decorate('scatter', scatter);
     app.decorate('shardSearch', new SearchCoalescer(scatter, {
         onBatch: (queries) => app.metrics.searchBatchQueries.observe(queries),
-        tenantScope: app.tenantScope,
       }));
   },
   { name: 'ragway-retriever', dependencies: ['ragway-embedder', 'ragway-access'] },

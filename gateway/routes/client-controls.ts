@@ -77,11 +77,13 @@ export function ragOptions(
   fields: RagFields,
   headers: CacheControlHeaders,
   defaults: { k: number; deadlineMs: number } & RetrievalDefaults,
+  namespaces: readonly string[] | undefined,
 ): RagOptions {
   return {
     enabled: fields.enabled ?? true,
     k: fields.k ?? defaults.k,
     namespace: fields.namespace,
+    namespaces,
     filter: fields.filter,
     deadlineMs: deadlineMs(fields.deadline_ms, headers, defaults.deadlineMs),
     requireComplete: fields.require_complete,

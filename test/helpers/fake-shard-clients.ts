@@ -76,14 +76,18 @@ export class StuckShardClient implements ShardClient {
 
 /** Delegates to a real client and records the size of every search request it forwards. */
 export class RecordingShardClient implements ShardClient {
+  /** Queries per search request, in order. */
   readonly requests: number[] = [];
+  /** The namespace scope of each search request (joined patterns; undefined = unscoped). */
+  readonly scopes: (string | undefined)[] = [];
   constructor(private readonly inner: ShardClient) {}
   get name(): string {
     return this.inner.name;
   }
-  search(request: SearchRequest, signal?: AbortSignal): Promise<SearchResponse> {
+  search(request: SearchRequest, signal?: AbortSignal, options?: ShardCallOptions): Promise<SearchResponse> {
     this.requests.push(request.queries.length);
-    return this.inner.search(request, signal);
+    this.scopes.push(options?.namespaces?.join(','));
+    return this.inner.search(request, signal, options);
   }
   upsert = (...args: Parameters<ShardClient['upsert']>) => this.inner.upsert(...args);
   delete = (...args: Parameters<ShardClient['delete']>) => this.inner.delete(...args);
@@ -139,24 +143,24 @@ export class ControlledReplica implements ShardClient {
     this.calls.search += 1;
     this.deadlines.push(options?.deadline);
     await this.gate(signal);
-    return this.inner.search(request, signal);
+    return this.inner.search(request, signal, options);
   }
-  async upsert(request: UpsertRequest, signal?: AbortSignal): Promise<UpsertResponse> {
+  async upsert(request: UpsertRequest, signal?: AbortSignal, options?: ShardCallOptions): Promise<UpsertResponse> {
     this.calls.upsert += 1;
     this.versions.push(request.version);
     await this.gate(signal);
-    return this.inner.upsert(request, signal);
+    return this.inner.upsert(request, signal, options);
   }
-  async delete(request: DeleteRequest, signal?: AbortSignal): Promise<DeleteResponse> {
+  async delete(request: DeleteRequest, signal?: AbortSignal, options?: ShardCallOptions): Promise<DeleteResponse> {
     this.calls.delete += 1;
     this.versions.push(request.version);
     await this.gate(signal);
-    return this.inner.delete(request, signal);
+    return this.inner.delete(request, signal, options);
   }
-  async getDocument(namespace: string, documentId: string, signal?: AbortSignal): Promise<DocumentResponse | undefined> {
+  async getDocument(namespace: string, documentId: string, signal?: AbortSignal, options?: ShardCallOptions): Promise<DocumentResponse | undefined> {
     this.calls.getDocument += 1;
     await this.gate(signal);
-    return this.inner.getDocument(namespace, documentId, signal);
+    return this.inner.getDocument(namespace, documentId, signal, options);
   }
   async stats(signal?: AbortSignal): Promise<StatsResponse> {
     this.calls.stats += 1;

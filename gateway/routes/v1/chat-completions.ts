@@ -163,7 +163,7 @@ export default async function chatCompletionRoutes(app: FastifyInstance): Promis
           question,
           history,
           model: body.model,
-          rag: ragOptions(body.rag ?? {}, request.headers, { ...app.config, k: app.config.answerK, deadlineMs: app.config.deadlineMs }),
+          rag: ragOptions(body.rag ?? {}, request.headers, { ...app.config, k: app.config.answerK, deadlineMs: app.config.deadlineMs }, request.namespaces),
           maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
           temperature: body.temperature ?? undefined,
           topP: body.top_p ?? undefined,

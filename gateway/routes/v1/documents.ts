@@ -71,7 +71,7 @@ export default async function documentRoutes(app: FastifyInstance): Promise<void
     },
     async (request, reply) => {
       const namespace = request.body.namespace ?? DEFAULT_NAMESPACE;
-      const result = await app.documents.ingest(namespace, request.body.documents, requestSignal(request, reply));
+      const result = await app.documents.ingest(namespace, request.body.documents, requestSignal(request, reply), { namespaces: request.namespaces });
       return { object: 'ingest.result' as const, namespace, ...result };
     },
   );
@@ -82,7 +82,7 @@ export default async function documentRoutes(app: FastifyInstance): Promise<void
     async (request, reply) => {
       const namespace = request.query.namespace ?? DEFAULT_NAMESPACE;
       const id = request.params['*'];
-      const document = await app.documents.get(namespace, id, requestSignal(request, reply));
+      const document = await app.documents.get(namespace, id, requestSignal(request, reply), { namespaces: request.namespaces });
       if (document === undefined) {
         throw createError('RAGWAY_ERR_NOT_FOUND', `document "${id}" not found in namespace "${namespace}"`, { param: 'id' });
       }
@@ -96,7 +96,7 @@ export default async function documentRoutes(app: FastifyInstance): Promise<void
     async (request, reply) => {
       const namespace = request.query.namespace ?? DEFAULT_NAMESPACE;
       const id = request.params['*'];
-      const chunksDeleted = await app.documents.delete(namespace, id, requestSignal(request, reply));
+      const chunksDeleted = await app.documents.delete(namespace, id, requestSignal(request, reply), { namespaces: request.namespaces });
       if (chunksDeleted === 0) {
         throw createError('RAGWAY_ERR_NOT_FOUND', `document "${id}" not found in namespace "${namespace}"`, { param: 'id' });
       }

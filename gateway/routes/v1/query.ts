@@ -81,7 +81,7 @@ export default async function queryRoutes(app: FastifyInstance): Promise<void> {
           question: body.query,
           history: [],
           model: body.model,
-          rag: ragOptions(body, request.headers, { ...app.config, k: app.config.answerK, deadlineMs: app.config.deadlineMs }),
+          rag: ragOptions(body, request.headers, { ...app.config, k: app.config.answerK, deadlineMs: app.config.deadlineMs }, request.namespaces),
           maxTokens: body.max_tokens,
           temperature: body.temperature,
           cache: cacheControl(body.cache, request.headers, app.config.cacheMaxTtlMs),

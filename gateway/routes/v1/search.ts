@@ -75,6 +75,7 @@ export default async function searchRoutes(app: FastifyInstance): Promise<void> 
           k: k ?? app.config.searchDefaultK,
           ef,
           namespace,
+          namespaces: request.namespaces,
           filter,
           includeText: include === undefined || include.includes('text'),
           includeMetadata: include === undefined || include.includes('metadata'),

@@ -35,7 +35,10 @@ describe('SearchCoalescer', () => {
   });
 
   const reset = (): void => {
-    for (const client of clients) client.requests.length = 0;
+    for (const client of clients) {
+      client.requests.length = 0;
+      client.scopes.length = 0;
+    }
   };
 
   it('sends concurrent searches as one request per shard, with the same answers as one by one', async () => {
@@ -56,6 +59,23 @@ describe('SearchCoalescer', () => {
       ...vectors.slice(10, 12).map((v) => coalescer.search(v, { k: 3, namespace: 'ns', includeText: false })),
     ]);
     assert.deepEqual([...(clients[0]?.requests ?? [])].sort((a, b) => a - b), [2, 2, 8]);
+  });
+
+  it('batches only queries of one namespace scope together and sends each batch with its scope', async () => {
+    reset();
+    const coalescer = new SearchCoalescer(scatter);
+    const results = await Promise.allSettled([
+      ...vectors.slice(0, 3).map((v) => coalescer.search(v, { k: 3, namespace: 'ns', namespaces: ['ns'] })),
+      ...vectors.slice(3, 5).map((v) => coalescer.search(v, { k: 3, namespace: 'ns', namespaces: ['n*'] })),
+      coalescer.search(vectors[5] as Float32Array, { k: 3, namespace: 'ns' }),
+      // Asked in another key's scope: the shards refuse it, and only it.
+      coalescer.search(vectors[6] as Float32Array, { k: 3, namespace: 'ns', namespaces: ['other'] }),
+    ]);
+    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'rejected']);
+    const refused = results[6] as PromiseRejectedResult;
+    assert.ok(isRagwayError(refused.reason) && refused.reason.code === 'RAGWAY_ERR_NAMESPACE_FORBIDDEN');
+    const sent = (clients[0]?.requests ?? []).map((queries, i) => `${clients[0]?.scopes[i] ?? '(unscoped)'}:${queries}`).sort();
+    assert.deepEqual(sent, ['(unscoped):1', 'n*:2', 'ns:3', 'other:1']);
   });
 
   it("retries query by query when one query's 4xx would fail the batch", async () => {

@@ -187,6 +187,28 @@ export function shardClientContract(name: string, makeClient: () => Promise<Cont
       assert.equal(await client.getDocument('no-such-namespace', 'doc-b'), undefined);
     });
 
+    it('serves a call scoped to its namespaces and refuses (403) one that reaches outside them', async () => {
+      const other = chunk('c1', 'doc-other', {}, 'other');
+      await client.upsert({ chunks: [...CORPUS, other] });
+      const inScope = { namespaces: [NS] };
+      const outOfScope = { namespaces: ['team-*', 'elsewhere'] };
+      assert.equal((await client.search(searchRequest(VECTORS.a1), undefined, inScope)).results[0]?.hits[0]?.id, 'a1');
+      assert.equal((await client.getDocument(NS, 'doc-a', undefined, { namespaces: ['cont*'] }))?.document_id, 'doc-a');
+      const forbidden = hasCode('RAGWAY_ERR_NAMESPACE_FORBIDDEN');
+      await assert.rejects(client.search(searchRequest(VECTORS.a1), undefined, outOfScope), forbidden);
+      // One query outside the scope fails the whole batch: nothing of it is answered.
+      await assert.rejects(
+        client.search({ queries: [{ vector: encodeVector(VECTORS.a1), k: 3, namespace: NS }, { vector: encodeVector(VECTORS.c1), k: 3, namespace: 'other' }] }, undefined, inScope),
+        forbidden,
+      );
+      await assert.rejects(client.getDocument('other', 'doc-other', undefined, inScope), forbidden);
+      await assert.rejects(client.upsert({ chunks: [{ ...other, text: 'overwritten' }] }, undefined, inScope), forbidden);
+      await assert.rejects(client.delete({ namespace: 'other', document_ids: ['doc-other'] }, undefined, inScope), forbidden);
+      // Nothing outside the scope changed; the same calls unscoped (the cluster's own) are served.
+      assert.equal((await client.getDocument('other', 'doc-other'))?.chunks[0]?.text, 'text of c1');
+      assert.equal((await client.delete({ namespace: 'other', document_ids: ['doc-other'] })).documents_deleted, 1);
+    });
+
     it('getDocument handles ids that need URL escaping', async () => {
       const id = 'docs/a b?c#d%e/ü';
       await client.upsert({ chunks: [{ ...chunk('a1', id, {}), id: 'x/y?z' }] });
