@@ -18,6 +18,7 @@ import { AdmissionGate, type RouteClass } from '../access/admission.js';
 import { MemoryBuckets, RedisBuckets, type Buckets } from '../access/buckets.js';
 import { KeyStore, type ApiKey } from '../access/key-store.js';
 import { KeyRateLimiter } from '../access/rate-limiter.js';
+import { StreamTokenMeter } from '../access/token-meter.js';
 import { METRICS_ROUTE, OPEN_ROUTES, ROUTE_POLICIES, routeKey, type RoutePolicy } from '../access/route-policy.js';
 
 declare module 'fastify' {
@@ -31,6 +32,11 @@ declare module 'fastify' {
      * any other namespace); undefined when no key is in play (auth open or off).
      */
     namespaces: readonly string[] | undefined;
+    /**
+     * Set on a streamed answer whose key has a tokens-per-minute budget: the route reports the
+     * chunks (and usage) it streams, and they are charged as they go (access/token-meter.ts).
+     */
+    tokenMeter: StreamTokenMeter | undefined;
   }
 }
 
@@ -126,6 +132,7 @@ export default fp(
     } satisfies AccessControl);
     app.decorateRequest('apiKey', undefined);
     app.decorateRequest('namespaces', undefined);
+    app.decorateRequest('tokenMeter', undefined);
 
     app.addHook('onRequest', async (request, reply) => {
       if (!enforcing()) return;
@@ -170,6 +177,12 @@ export default fp(
           if (left <= 0) openStreams.delete(key.id);
           else openStreams.set(key.id, left);
         });
+      }
+      if (key?.limits.tokens_per_minute !== undefined && policy.chargesTokens === true && policy.stream?.(request) === true) {
+        // A stream is hijacked (no onSend with a payload to read): the route reports what it sends.
+        const meter = new StreamTokenMeter((tokens) => void limiter.charge(key, tokens));
+        request.tokenMeter = meter;
+        reply.raw.once('close', () => meter.finish());
       }
       const gate = policy.routeClass === undefined ? undefined : gates.get(policy.routeClass);
       if (gate !== undefined) {

@@ -52,12 +52,15 @@ export async function replyWithAnswer(
     for (const frame of encoder.frames(sources)) await sse.send(frame.data, frame.event);
     for await (const event of answer) {
       if (event.type === 'error' && event.error.statusCode >= 500) request.log.error({ err: event.error }, 'answer stream failed');
+      if (event.type === 'delta') request.tokenMeter?.chunk();
+      else if (event.type === 'done') request.tokenMeter?.usage(event.usage.total_tokens);
       for (const frame of encoder.frames(event)) await sse.send(frame.data, frame.event);
     }
     for (const frame of encoder.end()) await sse.send(frame.data, frame.event);
   } finally {
     // Also when the client left mid-stream: return() closes the generation behind it.
     await answer.return(undefined);
+    request.tokenMeter?.finish();
     sse.end();
   }
   return reply;

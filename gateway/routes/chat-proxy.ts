@@ -38,10 +38,17 @@ export async function proxyChat(
   sse.open();
   const parser = new SseParser();
   try {
+    const meter = request.tokenMeter;
     for await (const chunk of upstream.body) {
-      for (const event of parser.push(chunk)) await sse.send(renamed(event.data), event.event === 'message' ? undefined : event.event);
+      for (const event of parser.push(chunk)) {
+        meter?.frame(event.data);
+        await sse.send(renamed(event.data), event.event === 'message' ? undefined : event.event);
+      }
     }
-    for (const event of parser.end()) await sse.send(renamed(event.data), event.event === 'message' ? undefined : event.event);
+    for (const event of parser.end()) {
+      meter?.frame(event.data);
+      await sse.send(renamed(event.data), event.event === 'message' ? undefined : event.event);
+    }
   } catch (err) {
     // Headers are gone: the failure travels in the stream, as on the RAG path, then [DONE].
     const error = toRagwayError(err);
@@ -49,6 +56,7 @@ export async function proxyChat(
     await sse.send(JSON.stringify(error.toEnvelope()));
     await sse.send('[DONE]');
   } finally {
+    request.tokenMeter?.finish();
     sse.end();
   }
   return reply;
