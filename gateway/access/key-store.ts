@@ -3,6 +3,7 @@
 // stat every 250 ms costs nothing), so `ragway keys revoke` takes effect within one poll,
 // without a restart. A file that turns unreadable or invalid keeps the last good keys and
 // says so; a file that disappears leaves no key valid (it never turns auth off).
+import { timingSafeEqual } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { digestsEqual, hashSecret } from '../../core/secrets.js';
 import { keyIdOf, readKeysFile, type KeyEntry, type KeyLimits, type Scope } from './keys-file.js';
@@ -24,6 +25,13 @@ export interface KeyStoreEvents {
 interface Loaded {
   entry: KeyEntry;
   key: ApiKey;
+  /**
+   * The presentation that last matched the stored digest, so a key seen again is checked with
+   * one constant-time comparison instead of a SHA-256 per request (the auth check's main cost
+   * on cached search). Lives only in this process's memory, never logged or written, and goes
+   * with the entry when the keys file changes (a revoked key loses it at the next poll).
+   */
+  verified?: Buffer;
 }
 
 export class KeyStore {
@@ -66,10 +74,18 @@ export class KeyStore {
   authenticate(presented: string): ApiKey | undefined {
     const id = keyIdOf(presented);
     const loaded = id === undefined ? undefined : this.#byId.get(id);
+    const verified = loaded?.verified;
+    if (verified !== undefined) {
+      const bytes = Buffer.from(presented, 'utf8');
+      // Equal lengths first (timingSafeEqual needs them; the key format fixes the length anyway).
+      if (bytes.length === verified.length && timingSafeEqual(bytes, verified)) return loaded?.key;
+    }
     // Hash and compare even without a candidate, so timing does not tell ids apart.
     const digest = hashSecret(presented);
     const matches = digestsEqual(digest, loaded?.entry.hash ?? 'sha256:' + '0'.repeat(64));
-    return matches ? loaded?.key : undefined;
+    if (!matches || loaded === undefined) return undefined;
+    loaded.verified = Buffer.from(presented, 'utf8');
+    return loaded.key;
   }
 
   close(): void {

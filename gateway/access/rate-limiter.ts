@@ -53,11 +53,19 @@ export class KeyRateLimiter {
     }
   }
 
-  /** Takes one request and checks the token budget; throws 429 (headers set) when either is spent. */
-  async admit(key: ApiKey, reply: FastifyReply): Promise<void> {
+  /**
+   * Takes one request and checks the token budget; rejects with 429 (headers set) when either is
+   * spent. Undefined, with nothing to wait for, for a key without limits (the common case costs
+   * no promise).
+   */
+  admit(key: ApiKey, reply: FastifyReply): Promise<void> | undefined {
+    if (key.limits.requests_per_second === undefined && key.limits.tokens_per_minute === undefined) return undefined;
+    return this.#admit(key, reply);
+  }
+
+  async #admit(key: ApiKey, reply: FastifyReply): Promise<void> {
     const requests = requestBucket(key);
     const tokens = tokenBucket(key);
-    if (requests === undefined && tokens === undefined) return;
     let requestResult: BucketResult | undefined;
     let tokenResult: BucketResult | undefined;
     [requestResult, tokenResult] = await Promise.all([

@@ -20,6 +20,7 @@ import { KeyStore, type ApiKey } from '../access/key-store.js';
 import { KeyRateLimiter } from '../access/rate-limiter.js';
 import { StreamTokenMeter } from '../access/token-meter.js';
 import { METRICS_ROUTE, OPEN_ROUTES, ROUTE_POLICIES, routeKey, type RoutePolicy } from '../access/route-policy.js';
+import { CACHE_STATUS_HEADER } from '../routes/client-controls.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -118,7 +119,9 @@ export default fp(
     const gates = new Map<RouteClass, AdmissionGate>();
     if (config.admission) {
       const common = { queueLength: config.admitQueueLength, queueTimeoutMs: config.admitQueueTimeoutMs };
-      gates.set('search', new AdmissionGate('search', { concurrency: config.admitSearchConcurrency, ...common }));
+      // Only searches adapt: an answer's time is mostly its length (a long stream is not a sign of load).
+      const adaptive = config.admitAdaptive ? { minConcurrency: config.admitSearchMinConcurrency, tolerance: config.admitLatencyTolerance } : undefined;
+      gates.set('search', new AdmissionGate('search', { concurrency: config.admitSearchConcurrency, ...common, adaptive }));
       gates.set('generation', new AdmissionGate('generation', { concurrency: config.admitGenerationConcurrency, ...common }));
       gates.set('ingest', new AdmissionGate('ingest', { concurrency: config.admitIngestConcurrency, ...common }));
     }
@@ -135,8 +138,13 @@ export default fp(
     app.decorateRequest('tokenMeter', undefined);
 
     app.addHook('onRequest', async (request, reply) => {
-      if (!enforcing()) return;
       const route = routeKey(request);
+      // A request its gate would refuse anyway is refused before its body is read or its key
+      // hashed: under overload, refusing must cost far less than serving.
+      const routeClass = ROUTE_POLICIES[route]?.routeClass;
+      const gate = routeClass === undefined ? undefined : gates.get(routeClass);
+      if (gate?.full === true) throw gate.refuse();
+      if (!enforcing()) return;
       if (OPEN_ROUTES.has(route)) return;
       if (route === METRICS_ROUTE && !config.metricsRequireAdmin) return;
       const presented = presentedKey(request);
@@ -155,7 +163,8 @@ export default fp(
       if (needed !== undefined && !key.scopes.has(needed)) {
         throw createError('RAGWAY_ERR_FORBIDDEN', `key "${key.name}" lacks the "${needed}" scope that ${request.method} ${request.routeOptions.url} needs`);
       }
-      await limiter.admit(key, reply);
+      const limited = limiter.admit(key, reply);
+      if (limited !== undefined) await limited;
     });
 
     app.addHook('preHandler', async (request, reply) => {
@@ -187,8 +196,8 @@ export default fp(
       const gate = policy.routeClass === undefined ? undefined : gates.get(policy.routeClass);
       if (gate !== undefined) {
         const release = await gate.acquire(requestSignal(request, reply));
-        if (reply.raw.destroyed || reply.raw.writableFinished) release();
-        else reply.raw.once('close', release);
+        if (reply.raw.destroyed || reply.raw.writableFinished) release(false);
+        else reply.raw.once('close', () => release(reply.statusCode < 300 && reply.getHeader(CACHE_STATUS_HEADER) !== 'hit'));
       }
     });
 

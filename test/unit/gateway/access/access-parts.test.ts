@@ -2,7 +2,7 @@
 // the admission gate's queue, and the keys file's format and operations.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { AdmissionGate } from '../../../../gateway/access/admission.js';
+import { AdaptiveLimit, AdmissionGate } from '../../../../gateway/access/admission.js';
 import { MemoryBuckets } from '../../../../gateway/access/buckets.js';
 import { addKey, keyIdOf, parseKeysFile, revokeKey, type KeysFile } from '../../../../gateway/access/keys-file.js';
 import { formatDuration } from '../../../../gateway/access/rate-limiter.js';
@@ -112,5 +112,39 @@ describe('keys file', () => {
     assert.ok(!safeEqual('abc', 'abd'));
     for (const host of ['127.0.0.1', 'localhost', '::1', '[::1]', '127.1.2.3']) assert.ok(isLoopbackHost(host), host);
     for (const host of ['0.0.0.0', '::', '10.0.0.1', '192.168.1.2', 'example.com']) assert.ok(!isLoopbackHost(host), host);
+  });
+});
+
+describe('adaptive admission limit', () => {
+  it('grows while latency stays near the floor and the limit is in use, shrinks once it passes the tolerance', () => {
+    const limit = new AdaptiveLimit({ minConcurrency: 2, tolerance: 2 }, 40);
+    assert.equal(limit.value, 2);
+    for (let i = 0; i < 400; i += 1) limit.observe(10 + (i % 3), true);
+    const grown = limit.value;
+    assert.ok(grown > 10, `grew to ${grown}`);
+    // Not in use: no reason to grow.
+    for (let i = 0; i < 400; i += 1) limit.observe(10, false);
+    assert.equal(limit.value, grown);
+    // Queueing inside: latency 5x the floor; the limit falls back to its floor, not below.
+    for (let i = 0; i < 2_000; i += 1) limit.observe(50, true);
+    assert.equal(limit.value, 2);
+    // The ceiling holds however long latency stays low.
+    for (let i = 0; i < 20_000; i += 1) limit.observe(10, true);
+    assert.ok(limit.value <= 40 && limit.value >= 39, `at ${limit.value}`);
+  });
+
+  it('a gate with a shrunk limit takes slots back and refuses early once its queue is full', async () => {
+    const gate = new AdmissionGate('search', { concurrency: 8, queueLength: 1, queueTimeoutMs: 10_000, adaptive: { minConcurrency: 1, tolerance: 2 } });
+    assert.equal(gate.limit, 1);
+    const first = await gate.acquire();
+    const queued = gate.acquire();
+    assert.equal(gate.full, true);
+    assert.equal((gate.refuse() as { code?: string }).code, 'RAGWAY_ERR_SATURATED');
+    first(false);
+    const second = await queued;
+    assert.equal(gate.active, 1);
+    second(false);
+    assert.equal(gate.active, 0);
+    assert.equal(gate.full, false);
   });
 });
