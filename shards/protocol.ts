@@ -35,7 +35,14 @@ export const DEADLINE_HEADER = 'x-ragway-deadline-ms';
  */
 export const Version = Type.Integer({ minimum: 0 });
 
-export const Namespace = Type.String({ pattern: NAMESPACE_PATTERN });
+/**
+ * Namespaces are flat names: `/` would be ambiguous in the shard's document path and `,` in the
+ * scope header; hierarchy belongs in document ids (which may hold `/`) or a `team-a.` prefix.
+ */
+export const Namespace = Type.String({
+  pattern: NAMESPACE_PATTERN,
+  errorMessage: "a namespace is 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit (no '/': put paths in document ids, or use a prefix such as team-a.docs)",
+});
 export const Base64Vector = Type.String({ minLength: 1, contentEncoding: 'base64' });
 export const Metadata = Type.Record(Type.String(), Type.Unknown());
 /** Structure is checked by `compileFilter` (shards/filter.ts), which names the bad operator. */

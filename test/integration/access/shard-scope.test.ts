@@ -135,6 +135,23 @@ describe('namespace scope on shard calls', () => {
     assert.ok(data.filter((entry) => entry.path === '/v1/search').length >= 16, `searches seen: ${data.length}`);
   });
 
+  it('refuses a namespace with a slash (or any other character outside the rule) with a 400 that states the rule', async () => {
+    const key = bearer(keys['tenant-a'] as string);
+    const attempts = [
+      await app.inject({ method: 'POST', url: '/v1/search', headers: key, payload: { query: 'x', namespace: 'a/docs' } }),
+      await app.inject({ method: 'POST', url: '/v1/documents', headers: key, payload: { namespace: 'a/docs', documents: [{ text: 'x' }] } }),
+      await app.inject({ method: 'GET', url: '/v1/documents/x.md?namespace=a%2Fdocs', headers: key }),
+      await app.inject({ method: 'POST', url: '/v1/query', headers: key, payload: { query: 'x', namespace: 'a docs' } }),
+    ];
+    for (const [index, response] of attempts.entries()) {
+      assert.equal(response.statusCode, 400, `attempt ${index}: ${response.body}`);
+      const { error } = response.json() as { error: { code: string; param: string; message: string } };
+      assert.equal(error.code, 'RAGWAY_ERR_INVALID_REQUEST');
+      assert.equal(error.param, 'namespace');
+      assert.match(error.message, /no '\/'/);
+    }
+  });
+
   it('leaves the cluster’s own calls (epoch polls, probes) unscoped, and a scoped shard call outside the scope is refused', async () => {
     const own = proxies.flatMap((proxy) => proxy.seen).filter((entry) => !DATA_PATHS.test(entry.path));
     assert.ok(own.every((entry) => entry.scope === undefined), JSON.stringify(own.slice(0, 5)));
