@@ -41,7 +41,17 @@ export interface AccessReport {
   capacityConcurrency: number;
   unloaded: LoadResult;
   admission: { on: OverloadResult; off: OverloadResult; settings: Record<string, string>; p99Ratio: number; goodputPercent: number; met: boolean };
-  auth: { rounds: number; roundMs: number; open: { requests: number; seconds: number; requestsPerSecond: number }; keyed: { requests: number; seconds: number; requestsPerSecond: number }; costPercent: number; met: boolean };
+  auth: {
+    rounds: number;
+    roundMs: number;
+    open: { requests: number; seconds: number; requestsPerSecond: number };
+    keyed: { requests: number; seconds: number; requestsPerSecond: number };
+    /** From the totals. */
+    totalCostPercent: number;
+    /** From the median of the rounds' keyed/open ratios: what the target is judged on. */
+    costPercent: number;
+    met: boolean;
+  };
 }
 
 /** Sends at a fixed rate whatever the answers do (an open loop: overload is not self-limiting). */
@@ -92,25 +102,34 @@ async function openLoop(pool: Pool, ratePerSecond: number, durationMs: number, b
   };
 }
 
-/** Closed-loop rounds against two targets in turn (A B B A …), so drifting background load falls on both alike. */
+/**
+ * Closed-loop rounds against two targets in turn (A B, B A, …), so drifting background load
+ * falls on both alike. Besides the totals, the median over rounds of B's rate relative to A's
+ * in the same round: a burst of someone else's load that lands on one round moves it little.
+ */
 async function alternating(rounds: number, roundMs: number, concurrency: number, a: () => Promise<boolean>, b: () => Promise<boolean>) {
   const totals = { a: { requests: 0, seconds: 0 }, b: { requests: 0, seconds: 0 } };
+  const ratios: number[] = [];
   for (let round = 0; round < rounds; round += 1) {
     const order: ('a' | 'b')[] = round % 2 === 0 ? ['a', 'b'] : ['b', 'a'];
+    const rates = { a: 0, b: 0 };
     for (const which of order) {
       const result = await closedLoop({ concurrency, durationMs: roundMs, warmupMs: 100, send: which === 'a' ? a : b });
       if (result.errors > 0) throw new Error(`${which === 'a' ? 'open' : 'keyed'} cached search failed: ${result.firstError ?? 'non-200'}`);
       totals[which].requests += result.requests;
       totals[which].seconds += result.seconds;
+      rates[which] = result.requestsPerSecond;
     }
+    ratios.push(rates.b / rates.a);
   }
+  ratios.sort((x, y) => x - y);
   const rate = (t: { requests: number; seconds: number }) => ({ ...t, requestsPerSecond: t.requests / t.seconds });
-  return { a: rate(totals.a), b: rate(totals.b) };
+  return { a: rate(totals.a), b: rate(totals.b), medianRatio: percentile(ratios, 0.5), ratios };
 }
 
 export async function benchAccess(options: { quick: boolean; workDir: string; dim: number; log: (line: string) => void }): Promise<AccessReport> {
   const { log } = options;
-  const stepMs = options.quick ? 1_500 : 3_000;
+  const stepMs = options.quick ? 1_200 : 3_000;
   const overloadMs = options.quick ? 3_000 : 6_000;
   const clusterToken = generateToken('rgwc_');
   const shardEnv = { RAGWAY_CLUSTER_TOKEN: clusterToken };
@@ -119,8 +138,9 @@ export async function benchAccess(options: { quick: boolean; workDir: string; di
       new ServiceProcess({ label: `access-s${index}`, host: '127.0.0.1', args: ['--data', join(options.workDir, `access-s${index}`), '--dim', String(options.dim)], env: shardEnv, restart: false }),
   );
   const keysFile = join(options.workDir, 'access-keys.json');
-  // The admission gateway runs its defaults (adaptive search limit) with a short queue.
-  const settings = { RAGWAY_ADMIT_QUEUE_LENGTH: '8', RAGWAY_ADMIT_QUEUE_TIMEOUT_MS: '20' };
+  // The admission gateway runs its defaults (adaptive search limit) with a short queue;
+  // RAGWAY_BENCH_ADMISSION (JSON of RAGWAY_ADMIT_* settings) tries others.
+  const settings: Record<string, string> = { RAGWAY_ADMIT_QUEUE_LENGTH: '8', RAGWAY_ADMIT_QUEUE_TIMEOUT_MS: '20', ...(JSON.parse(process.env['RAGWAY_BENCH_ADMISSION'] ?? '{}') as Record<string, string>) };
   const noAuth = { RAGWAY_AUTH: 'off' };
   const gateways: ServiceProcess[] = [];
   const pools: Pool[] = [];
@@ -144,9 +164,11 @@ export async function benchAccess(options: { quick: boolean; workDir: string; di
     const file = { version: 1 as const, keys: [] };
     const { key } = addKey(file, { name: 'bench', scopes: ['read'], namespaces: ['default'], limits: {} });
     await writeFile(keysFile, JSON.stringify(file));
-    const [admitted, unlimited, keyed] = await Promise.all([
+    // The auth pair (open, keyed) is used for nothing else, so both have the same history.
+    const [admitted, unlimited, open, keyed] = await Promise.all([
       start('access-admission-on', { ...settings, ...noAuth }),
       start('access-admission-off', { RAGWAY_ADMISSION: 'false', ...noAuth }),
+      start('access-open', { RAGWAY_ADMISSION: 'false', ...noAuth }),
       start('access-keyed', { RAGWAY_ADMISSION: 'false', RAGWAY_KEYS_FILE: keysFile }),
     ]);
 
@@ -190,20 +212,21 @@ export async function benchAccess(options: { quick: boolean; workDir: string; di
     log('access: cached search throughput, no auth vs a Bearer key, alternating rounds');
     const hot = { query: 'how do I set a TTL on cache entries', k: 5 };
     const bearer = { authorization: `Bearer ${key}` };
-    await send(unlimited, hot)();
+    await send(open, hot)();
     await send(keyed, hot, bearer)();
-    const rounds = options.quick ? 8 : 16;
-    const roundMs = options.quick ? 500 : 1_000;
-    await alternating(2, 300, 32, send(unlimited, hot), send(keyed, hot, bearer));
-    const { a: open, b: withKey } = await alternating(rounds, roundMs, 32, send(unlimited, hot), send(keyed, hot, bearer));
-    const costPercent = (1 - withKey.requestsPerSecond / open.requestsPerSecond) * 100;
+    const rounds = options.quick ? 16 : 30;
+    const roundMs = options.quick ? 400 : 800;
+    await alternating(4, 500, 32, send(open, hot), send(keyed, hot, bearer));
+    const paired = await alternating(rounds, roundMs, 32, send(open, hot), send(keyed, hot, bearer));
+    const totalCostPercent = (1 - paired.b.requestsPerSecond / paired.a.requestsPerSecond) * 100;
+    const costPercent = (1 - paired.medianRatio) * 100;
     return {
       sweep,
       capacity,
       capacityConcurrency: best.concurrency,
       unloaded,
       admission: { on, off, settings, p99Ratio, goodputPercent, met: p99Ratio <= 2 && goodputPercent >= 90 },
-      auth: { rounds, roundMs, open, keyed: withKey, costPercent, met: costPercent <= 3 },
+      auth: { rounds, roundMs, open: paired.a, keyed: paired.b, totalCostPercent, costPercent, met: costPercent <= 3 },
     };
   } finally {
     await Promise.all(pools.map((pool) => pool.close()));
@@ -231,8 +254,8 @@ export function renderAccess(report: AccessReport): string {
     '',
     `Target (admission on): admitted p99 <= 2x unloaded p99 and goodput >= 90% of capacity: p99 ${admission.p99Ratio.toFixed(2)}x, goodput ${admission.goodputPercent.toFixed(0)}% — ${met(admission.met)}.`,
     '',
-    `Auth check on cached /v1/search (c=32, ${auth.rounds} alternating rounds of ${auth.roundMs} ms each): no auth ${auth.open.requestsPerSecond.toFixed(0)} req/s, with a Bearer key ${auth.keyed.requestsPerSecond.toFixed(0)} req/s.`,
-    `Target: auth costs <= 3% of cached search throughput: ${auth.costPercent.toFixed(1)}% — ${met(auth.met)}.`,
+    `Auth check on cached /v1/search (c=32, two fresh gateways, ${auth.rounds} alternating rounds of ${auth.roundMs} ms each): no auth ${auth.open.requestsPerSecond.toFixed(0)} req/s, with a Bearer key ${auth.keyed.requestsPerSecond.toFixed(0)} req/s (${auth.totalCostPercent.toFixed(1)}% fewer over all rounds).`,
+    `Target: auth costs <= 3% of cached search throughput (median over rounds of keyed/open): ${auth.costPercent.toFixed(1)}% — ${met(auth.met)}.`,
     '',
   ].join('\n');
 }
