@@ -41,6 +41,13 @@ export class StreamTokenMeter {
     else if (CONTENT.test(data)) this.chunk();
   }
 
+  /** Whole SSE frames as they arrived (`data: …` lines, blank line between events). */
+  frames(text: string): void {
+    for (const line of text.split('\n')) {
+      if (line.startsWith('data:')) this.frame(line.slice(5).trim());
+    }
+  }
+
   /** The stream is over (ended, failed or abandoned): charges what is still owed, once. */
   finish(): void {
     if (this.#finished) return;

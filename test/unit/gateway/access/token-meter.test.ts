@@ -43,4 +43,12 @@ describe('StreamTokenMeter', () => {
     meter.finish();
     assert.deepEqual(charges, [11]);
   });
+
+  it('reads whole SSE frames as they pass through unparsed', () => {
+    const { meter, charges } = metered();
+    meter.frames('data: {"choices":[{"delta":{"content":" a"}}]}\n\ndata: {"choices":[{"delta":{"content":" b"}}]}\n\n: ping\n\n');
+    meter.frames('data: [DONE]\n\n');
+    meter.finish();
+    assert.deepEqual(charges, [2]);
+  });
 });
