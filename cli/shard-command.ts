@@ -7,7 +7,8 @@ import { onShutdownSignal } from '../core/shutdown-signal.js';
 import { parseUrlList, UrlListError } from '../core/url-list.js';
 import { startShardServer } from '../shards/server.js';
 import { isLoopbackHost } from '../core/http-guards.js';
-import { ConfigError, loadClusterToken, loadConfig } from '../gateway/config.js';
+import { ConfigError, loadClusterToken, loadConfig, tracingSettings } from '../gateway/config.js';
+import { Tracing } from '../core/tracing.js';
 import { integerFlag, parseFlags, UsageError } from './args.js';
 
 const SPACES = ['cosine', 'ip', 'l2'] as const;
@@ -65,8 +66,11 @@ export async function runShard(argv: string[]): Promise<void> {
     }
     process.stderr.write(`ragway shard: WARNING: no cluster credential; any process that can reach ${host} may read and write this shard\n`);
   }
+  // RAGWAY_TRACING and the OTEL_* variables, as the gateway reads them (`ragway start` passes its own on).
+  const tracing = tracingSettings(settings, 'shard');
   const server = await startShardServer({
     host,
+    tracing: tracing === undefined ? undefined : new Tracing(tracing),
     clusterToken,
     port: integerFlag('port', values.port, 0, 65_535) ?? 7_001,
     dataDir: values.data,

@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import { defaultModelDir } from '../core/package-paths.js';
 import { parseUrlList, UrlListError } from '../core/url-list.js';
+import type { TracingSettings } from '../core/tracing.js';
 import type { Config } from './config.js';
 import { ConfigError } from './config-specs.js';
 
@@ -110,4 +111,42 @@ export function loadClusterToken(config: Pick<Config, 'clusterToken' | 'clusterT
   const token = text.split('\n')[0]?.trim() ?? '';
   if (token.length < 16) throw new ConfigError(`RAGWAY_CLUSTER_TOKEN_FILE ${config.clusterTokenFile} holds no credential of at least 16 characters`);
   return token;
+}
+
+const DEFAULT_OTLP_ENDPOINT = 'http://localhost:4318';
+
+/**
+ * The tracing settings of one process (`component` names it when OTEL_SERVICE_NAME does not),
+ * or undefined when tracing is off. The resource says which process a span came from:
+ * service name, pid, and whatever OTEL_RESOURCE_ATTRIBUTES adds.
+ */
+export function tracingSettings(
+  config: Pick<Config, 'tracing' | 'otlpEndpoint' | 'otlpTracesEndpoint' | 'serviceName' | 'resourceAttributes' | 'traceSampleRatio'>,
+  component: 'gateway' | 'shard',
+): TracingSettings | undefined {
+  if (config.tracing === 'off') return undefined;
+  const url = config.otlpTracesEndpoint !== '' ? config.otlpTracesEndpoint : `${(config.otlpEndpoint || DEFAULT_OTLP_ENDPOINT).replace(/\/+$/, '')}/v1/traces`;
+  if (!URL.canParse(url)) throw new ConfigError(`the OTLP traces endpoint is not a URL: "${url}"`);
+  return {
+    serviceName: config.serviceName === '' ? `ragway-${component}` : config.serviceName,
+    url,
+    sampleRatio: config.traceSampleRatio,
+    resourceAttributes: { ...parseResourceAttributes(config.resourceAttributes), 'ragway.component': component, 'process.pid': process.pid },
+  };
+}
+
+/** OTEL_RESOURCE_ATTRIBUTES: `k=v,k2=v2`, values percent-encoded (the OpenTelemetry spec's format). */
+function parseResourceAttributes(text: string): Record<string, string> {
+  const attributes: Record<string, string> = {};
+  for (const pair of text.split(',')) {
+    if (pair.trim() === '') continue;
+    const at = pair.indexOf('=');
+    if (at <= 0) throw new ConfigError(`OTEL_RESOURCE_ATTRIBUTES: "${pair}" is not key=value`);
+    try {
+      attributes[pair.slice(0, at).trim()] = decodeURIComponent(pair.slice(at + 1).trim());
+    } catch {
+      throw new ConfigError(`OTEL_RESOURCE_ATTRIBUTES: the value of "${pair}" is not valid percent-encoding`);
+    }
+  }
+  return attributes;
 }

@@ -5,7 +5,7 @@
 import { boolean, ConfigError, integer, number, oneOf, parseValue, secret, string, type SettingSpec } from './config-specs.js';
 
 export { ConfigError } from './config-specs.js';
-export { loadClusterToken, loadUpstreams, parseShardSpec, resolveModelDir, type UpstreamSpec } from './config-sources.js';
+export { loadClusterToken, loadUpstreams, parseShardSpec, resolveModelDir, tracingSettings, type UpstreamSpec } from './config-sources.js';
 
 export const SETTINGS = {
   host: string('RAGWAY_HOST', '127.0.0.1', 'Address the gateway listens on (0.0.0.0 to accept remote clients).'),
@@ -337,6 +337,12 @@ export const SETTINGS = {
   admitIngestConcurrency: integer('RAGWAY_ADMIT_INGEST_CONCURRENCY', 16, 'Document writes and deletes running at once.', 1, 1_000_000),
   admitQueueLength: integer('RAGWAY_ADMIT_QUEUE_LENGTH', 256, 'Requests per route class allowed to wait for a slot; beyond it they get 503 at once.', 0, 1_000_000),
   admitQueueTimeoutMs: integer('RAGWAY_ADMIT_QUEUE_TIMEOUT_MS', 1_000, 'Longest a request waits for a slot before it gets 503.', 1, 600_000),
+  tracing: oneOf('RAGWAY_TRACING', ['off', 'otlp'], 'off', 'OpenTelemetry tracing: `otlp` exports spans of the gateway and the shards over OTLP/HTTP (JSON); `ragway start` passes it to its shards.'),
+  otlpEndpoint: string('OTEL_EXPORTER_OTLP_ENDPOINT', '', 'With tracing on: the collector\'s OTLP/HTTP base URL; spans go to `<url>/v1/traces` (empty: `http://localhost:4318`).'),
+  otlpTracesEndpoint: string('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', '', 'With tracing on: the full URL spans are POSTed to (wins over `OTEL_EXPORTER_OTLP_ENDPOINT`).'),
+  serviceName: string('OTEL_SERVICE_NAME', '', '`service.name` of the spans (empty: `ragway-gateway`, `ragway-shard`); `ragway start` names its shards `<name>-shard`.'),
+  resourceAttributes: string('OTEL_RESOURCE_ATTRIBUTES', '', 'More resource attributes of the spans, `key=value` pairs separated by `,`.'),
+  traceSampleRatio: number('RAGWAY_TRACING_SAMPLE_RATIO', 1, 'Fraction of new traces recorded; a caller\'s `traceparent` sampled flag is always followed.', 0, 1),
   logLevel: oneOf('RAGWAY_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info', 'Log level (JSON logs on stdout).'),
 } as const;
 

@@ -14,6 +14,7 @@ import { classify, describeFailure, type ReplicaMessages } from './replica-failu
 import type { ReplicaMembership } from './replica-membership.js';
 import type { ReplicaSetCounters, ReplicaSetObserver } from './replica-types.js';
 import type { ShardCallOptions, ShardClient } from './shard-client.js';
+import type { ShardCallResult, ShardCallSpan } from './call-trace.js';
 
 export type ReplicaCall<T> = (client: ShardClient, signal: AbortSignal, options: ShardCallOptions | undefined) => Promise<T>;
 
@@ -45,6 +46,10 @@ interface Attempt {
   hedge: boolean;
   /** Given up on by us (another attempt won, the caller left, the deadline passed). */
   cancelled: boolean;
+  /** What the call is sent with: the read's deadline, and this attempt's trace headers. */
+  options: ShardCallOptions | undefined;
+  /** Tracing on only. */
+  span: ShardCallSpan | undefined;
 }
 
 /** A replica out of rotation that a panic recheck found still unable to serve: why, for the message. */
@@ -141,9 +146,14 @@ class HedgedRead<T> {
     }
   }
 
-  #endAttempt(attempt: Attempt): number {
+  #endAttempt(attempt: Attempt, result: ShardCallResult, error?: unknown): number {
     this.#attempts.delete(attempt);
     attempt.replica.inFlight -= 1;
+    if (attempt.span !== undefined) {
+      const cancelled = attempt.cancelled || this.#settled;
+      // Read before settling: a hedge that answers first is the one that wins.
+      attempt.span.end(cancelled ? 'cancelled' : result, { hedgeWon: attempt.hedge && result === 'ok' && !cancelled, error });
+    }
     return performance.now() - attempt.started;
   }
 
@@ -154,12 +164,18 @@ class HedgedRead<T> {
     if (panic) replica = panicCandidates(this.#context.membership.replicas, this.#tried)[0];
     if (replica === undefined) return false;
     this.#tried.add(replica);
-    const attempt: Attempt = { replica, controller: new AbortController(), started: performance.now(), hedge, cancelled: false };
+    const attempt: Attempt = { replica, controller: new AbortController(), started: performance.now(), hedge, cancelled: false, options: this.#perCall, span: undefined };
+    const trace = this.#request.options?.trace;
+    if (trace !== undefined) {
+      const span = trace.startCall({ operation: this.#request.operation, shard: this.#context.shard, replica: replica.url, hedge });
+      attempt.span = span;
+      attempt.options = { ...this.#perCall, traceparent: span.traceparent, ...(span.tracestate !== undefined ? { tracestate: span.tracestate } : {}) };
+    }
     this.#attempts.add(attempt);
     replica.inFlight += 1;
     let pending: Promise<T>;
     try {
-      pending = panic ? this.#recheckThenCall(attempt) : this.#request.call(replica.client, attempt.controller.signal, this.#perCall);
+      pending = panic ? this.#recheckThenCall(attempt) : this.#request.call(replica.client, attempt.controller.signal, attempt.options);
     } catch (err) {
       pending = Promise.reject(err);
     }
@@ -182,11 +198,11 @@ class HedgedRead<T> {
     if (attempt.cancelled) throw createError('RAGWAY_ERR_CLIENT_CLOSED', `${this.#context.label}: the read ended during a recheck`);
     if (error !== undefined) throw new Unservable(describeFailure(replica, error));
     if (!replica.readable) throw new Unservable(messages.unreadableReason(replica));
-    return this.#request.call(replica.client, attempt.controller.signal, this.#perCall);
+    return this.#request.call(replica.client, attempt.controller.signal, attempt.options);
   }
 
   #onSuccess(attempt: Attempt, value: T): void {
-    const elapsed = this.#endAttempt(attempt);
+    const elapsed = this.#endAttempt(attempt, 'ok');
     if (attempt.cancelled || this.#settled) {
       noteCancelled(attempt.replica, elapsed);
       return;
@@ -202,7 +218,7 @@ class HedgedRead<T> {
   }
 
   #onFailure(attempt: Attempt, err: unknown): void {
-    const elapsed = this.#endAttempt(attempt);
+    const elapsed = this.#endAttempt(attempt, 'error', err);
     if (attempt.cancelled || this.#settled) {
       noteCancelled(attempt.replica, elapsed);
       return;

@@ -144,7 +144,7 @@ export class Scatter {
         return response;
       },
       signal,
-      { deadline: options.deadline, requireComplete: options.requireComplete === true },
+      { deadline: options.deadline, requireComplete: options.requireComplete === true, trace: options.trace },
     );
 
     const results = queries.map((query, q): QueryHits => {

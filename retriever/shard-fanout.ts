@@ -8,6 +8,7 @@ import { incompleteError, nothingAnswered, type MissingShard } from './coverage.
 import { race, type RaceControl } from './race.js';
 import type { ReplicaAck } from './replica-types.js';
 import type { ShardCallOptions, ShardClient } from './shard-client.js';
+import type { ShardCallTrace } from './call-trace.js';
 
 /** The shard set a fan-out runs over. */
 export interface ShardSet {
@@ -26,6 +27,8 @@ export interface Gathered<T> {
 export interface GatherPolicy {
   deadline: number | undefined;
   requireComplete: boolean;
+  /** Passed to each shard's call (replica sets open a span per replica call); tracing on only. */
+  trace?: ShardCallTrace | undefined;
 }
 
 /**
@@ -82,8 +85,9 @@ class Gathering<T> {
   }
 
   run(call: (client: ShardClient, signal: AbortSignal, options: ShardCallOptions | undefined) => Promise<T>): Promise<Gathered<T>> {
-    const { deadline } = this.#policy;
-    const callOptions: ShardCallOptions | undefined = deadline === undefined ? undefined : { deadline };
+    const { deadline, trace } = this.#policy;
+    const callOptions: ShardCallOptions | undefined =
+      trace === undefined ? (deadline === undefined ? undefined : { deadline }) : { ...(deadline === undefined ? {} : { deadline }), trace };
     return race<Gathered<T>>(
       {
         signal: this.#signal,

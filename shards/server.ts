@@ -14,6 +14,8 @@ import { abortError, createError } from '../core/errors.js';
 import { ajvOptions, installErrorHandling } from '../core/http-errors.js';
 import { installHttpGuards, isLoopbackHost } from '../core/http-guards.js';
 import { serverOptions } from '../core/http-server.js';
+import { installRequestTracing } from '../core/request-tracing.js';
+import type { Tracing } from '../core/tracing.js';
 import { requestSignal } from '../core/request-signal.js';
 import { installShardAccess } from './access.js';
 import { catchUpFromPeers, type CatchUpResult } from './catch-up.js';
@@ -76,6 +78,8 @@ export interface ShardAppOptions {
   clusterToken?: string | undefined;
   /** Listening on loopback: accept only loopback names in Host (DNS-rebinding defence). */
   loopback?: boolean;
+  /** A server span per request, continuing the caller's `traceparent`; shut down (flushed) with the app. */
+  tracing?: Tracing | undefined;
 }
 
 export interface ShardServerOptions
@@ -128,6 +132,9 @@ export function buildShardApp(store: IndexStore, options: ShardAppOptions = {}):
     routerOptions: { maxParamLength: 2_048 },
   });
   installErrorHandling(app, { maxJsonDepth: SHARD_MAX_JSON_DEPTH });
+  // Only calls that belong to a trace (the gateway's): probes and stats polls would each start one.
+  installRequestTracing(app, options.tracing, { requireParent: true });
+  if (options.tracing !== undefined) app.addHook('onClose', async () => options.tracing?.shutdown());
   // No browser has any business here: no CORS, and while on loopback only loopback names
   // in Host (the gateway addresses shards by IP or by their configured names otherwise).
   installHttpGuards(app, { corsOrigins: [], allowedHosts: options.loopback === true ? [] : undefined });
@@ -382,6 +389,7 @@ export async function startShardServer(options: ShardServerOptions): Promise<Sha
     clusterToken: options.clusterToken,
     loopback: isLoopbackHost(host),
     antiEntropy,
+    tracing: options.tracing,
   });
   try {
     await app.listen({ host, port: options.port });

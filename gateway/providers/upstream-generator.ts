@@ -16,6 +16,7 @@ import { errorMessageOf, excerpt, headerValue, OPENAI_COMPATIBLE, parseJson, typ
 import type { FinishReason, GenerationEvent, GenerationRequest, Generator, ProxiedChat, Usage } from './provider.js';
 import { SseParser } from './sse-parser.js';
 import { describeCause, errorCode, parseRetryAfter, UpstreamError } from './upstream-errors.js';
+import type { TraceHeaders } from '../../core/tracing.js';
 
 export interface UpstreamGeneratorOptions {
   /** The model id clients use. */
@@ -101,7 +102,7 @@ export class UpstreamGenerator implements Generator {
    * the response headers, the idle timer between body chunks; an error status is mapped
    * like a generation's, so failover and the client's status work the same.
    */
-  async proxy(body: Readonly<Record<string, unknown>>, signal: AbortSignal): Promise<ProxiedChat> {
+  async proxy(body: Readonly<Record<string, unknown>>, signal: AbortSignal, trace?: TraceHeaders): Promise<ProxiedChat> {
     if (signal.aborted) throw abortError(signal);
     const call = new UpstreamCall(signal);
     const { controller } = call;
@@ -121,7 +122,7 @@ export class UpstreamGenerator implements Generator {
         response = await this.#pool.request({
           method: 'POST',
           path: this.#path,
-          headers: { ...this.#descriptor.headers(this.#apiKey), accept: streamed ? 'text/event-stream' : 'application/json' },
+          headers: { ...this.#descriptor.headers(this.#apiKey), ...trace, accept: streamed ? 'text/event-stream' : 'application/json' },
           // `model` keeps its place among the client's fields; only its value is ours.
           body: JSON.stringify({ ...body, model: this.upstreamModel }),
           signal: controller.signal,
@@ -201,7 +202,7 @@ export class UpstreamGenerator implements Generator {
         response = await this.#pool.request({
           method: 'POST',
           path: this.#path,
-          headers: this.#descriptor.headers(this.#apiKey),
+          headers: request.trace === undefined ? this.#descriptor.headers(this.#apiKey) : { ...this.#descriptor.headers(this.#apiKey), ...request.trace },
           body: JSON.stringify(this.#descriptor.buildBody(request, this.upstreamModel)),
           signal: controller.signal,
         });
