@@ -107,6 +107,11 @@ export class Tracing {
     return tracestate === undefined ? { traceparent } : { traceparent, tracestate };
   }
 
+  /** Exports the finished spans still queued now. */
+  flush(): Promise<void> {
+    return this.#provider.forceFlush();
+  }
+
   /** Ends new spans nowhere and exports the finished ones still queued. Idempotent. */
   shutdown(): Promise<void> {
     this.#closed ??= this.#provider.shutdown();

@@ -115,13 +115,19 @@ export class SearchPipeline {
   }
 
   async search(request: SearchInput, callerSignal?: AbortSignal): Promise<SearchOutput> {
-    if (request.trace === undefined) return this.#searchAndRerank(request, callerSignal);
-    // One span for the retrieval; the stages below open theirs under it.
-    return request.trace.run('retrieve', { 'ragway.retrieval.mode': request.mode ?? 'vector', 'ragway.k': request.k }, async (span) => {
-      const output = await this.#searchAndRerank({ ...request, trace: span }, callerSignal);
-      span.set('ragway.cache.result', output.cache).set('ragway.coverage.partial', output.coverage.partial).set('ragway.results', output.results.length);
-      return output;
-    });
+    const output =
+      request.trace === undefined
+        ? await this.#searchAndRerank(request, callerSignal)
+        : // One span for the retrieval; the stages below open theirs under it.
+          await request.trace.run('retrieve', { 'ragway.retrieval.mode': request.mode ?? 'vector', 'ragway.k': request.k }, async (span) => {
+            const found = await this.#searchAndRerank({ ...request, trace: span }, callerSignal);
+            span.set('ragway.cache.result', found.cache).set('ragway.coverage.partial', found.coverage.partial).set('ragway.results', found.results.length);
+            return found;
+          });
+    const { coverage } = output;
+    // The request's own line (reqId, trace id): which shards it went without, and why.
+    if (coverage.partial) request.log?.warn({ coverage }, `answered without ${coverage.shards_total - coverage.shards_ok} of ${coverage.shards_total} shards`);
+    return output;
   }
 
   async #searchAndRerank(request: SearchInput, callerSignal?: AbortSignal): Promise<SearchOutput> {

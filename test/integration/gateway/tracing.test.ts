@@ -211,4 +211,24 @@ describe('tracing across the gateway and the shard processes', () => {
     assert.equal(collector.spans.length, spans);
     assert.equal(collector.posts, posts);
   });
+
+  it('a shard that is down: its call is an error span, and the partial answer is logged with the reqId and trace id', async () => {
+    const dead = shards.processes[1];
+    assert.ok(dead);
+    dead.kill('SIGKILL');
+    await sleep(200);
+    const mark = collector.spans.length;
+    const { logs } = await queryOnce({ tracing: 'otlp', otlpEndpoint: collector.url });
+    const root = collector.spans.slice(mark).find((span) => fromGateway(span) && span.name === 'POST /v1/query');
+    assert.ok(root);
+    const calls = collector.spans.slice(mark).filter((span) => span.traceId === root.traceId && span.name === 'shard search');
+    const failed = calls.filter((span) => span.attributes['ragway.shard'] === 1);
+    assert.ok(failed.length > 0 && failed.every((span) => span.attributes['ragway.shard.result'] === 'error' && span.status === 2));
+    assert.ok(calls.some((span) => span.attributes['ragway.shard'] === 0 && span.attributes['ragway.shard.result'] === 'ok'));
+    const partial = logs.find((line) => String(line['msg']).startsWith('answered without 1 of 2 shards'));
+    assert.ok(partial, 'the partial answer is logged');
+    assert.equal(partial['trace_id'], root.traceId);
+    assert.equal(typeof partial['reqId'], 'string');
+    assert.equal(partial['level'], 40);
+  });
 });
