@@ -2,7 +2,7 @@
 // explicitly (options objects, request decorations) rather than through an ambient context:
 // no global tracer provider, propagator or AsyncLocalStorage context manager is registered,
 // so a process with tracing off runs exactly the code it ran before, and one with tracing on
-// pays for spans, not for a context store on every await (docs/architecture.md, "Tracing").
+// pays for spans, not for a context store on every await (docs/architecture.md §3.1).
 //
 // Spans leave in batches over OTLP/HTTP (JSON) to one collector URL. The batch size, delay
 // and export timeout are the SDK's own OTEL_BSP_* / OTEL_EXPORTER_OTLP_* variables, read by

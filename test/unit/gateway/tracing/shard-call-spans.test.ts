@@ -3,35 +3,21 @@
 // `ragway.hedge` no / yes / won, and ending as ok, error or cancelled (the loser of a hedge).
 // Replicas are in-process stores behind knobs (delays, failures), as in the replica-set tests.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
+import { mulberry32 } from '../../../helpers/random.js';
 import { after, describe, it } from 'node:test';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Tracing } from '../../../../core/tracing.js';
 import { SpanShardTrace } from '../../../../gateway/tracing/shard-trace.js';
-import { ReplicaSet, type ReplicaSetOptions } from '../../../../retriever/replica-set.js';
-import { encodeVector } from '../../../../shards/protocol.js';
-import { IndexStore } from '../../../../shards/index-store.js';
-import { mulberry32 } from '../../../helpers/random.js';
-import { ControlledReplica, DIM, chunks, query, refused } from '../../retriever/replica-fixtures.js';
+import type { ReplicaSet, ReplicaSetOptions } from '../../../../retriever/replica-set.js';
+import { query, refused, replicaSetOf } from '../../retriever/replica-fixtures.js';
 
 describe('shard call spans', () => {
   const dirs: string[] = [];
   const sets: ReplicaSet[] = [];
   const tracings: Tracing[] = [];
 
-  async function replicas(options: ReplicaSetOptions): Promise<{ set: ReplicaSet; replicas: ControlledReplica[] }> {
-    const controlled = [0, 1].map((index) => {
-      const dir = mkdtempSync(join(tmpdir(), 'ragway-span-replica-'));
-      dirs.push(dir);
-      return new ControlledReplica(IndexStore.open({ dataDir: dir, dim: DIM, space: 'cosine', autoSaveMs: 0 }), index);
-    });
-    const set = new ReplicaSet(controlled, { random: mulberry32(7), ...options });
-    sets.push(set);
-    await set.upsert({ chunks: chunks.map((chunk) => ({ ...chunk, vector: encodeVector(chunk.vector as Float32Array) })) });
-    return { set, replicas: controlled };
-  }
+  const replicas = (options: ReplicaSetOptions) => replicaSetOf(2, options, { dirs, sets });
 
   function tracer(): { tracing: Tracing; exporter: InMemorySpanExporter; finished: () => Promise<ReadableSpan[]> } {
     const exporter = new InMemorySpanExporter();
