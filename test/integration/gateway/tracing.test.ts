@@ -231,4 +231,31 @@ describe('tracing across the gateway and the shard processes', () => {
     assert.equal(typeof partial['reqId'], 'string');
     assert.equal(partial['level'], 40);
   });
+
+  it('the pass-through chat proxy (retrieval off) sends the upstream its generate span', async () => {
+    const app = await buildApp(loadConfig({}, { ...base, logLevel: 'silent', tracing: 'otlp', otlpEndpoint: collector.url }), {
+      embeddingBackend: backend,
+      defaultMetrics: false,
+    });
+    const mark = collector.spans.length;
+    try {
+      const url = await listenOnLoopback(app);
+      const response = await request(`${url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], stream: true, rag: { enabled: false } }),
+      });
+      assert.equal(response.statusCode, 200);
+      assert.match(await response.body.text(), /data: \[DONE\]/);
+    } finally {
+      await app.close();
+    }
+    const spans = collector.spans.slice(mark);
+    const root = spans.find((span) => span.name === 'POST /v1/chat/completions');
+    const generate = spans.find((span) => span.name === 'generate');
+    assert.ok(root && generate);
+    assert.equal(generate.parentSpanId, root.spanId);
+    assert.equal(generate.attributes['ragway.proxied'], true);
+    assert.equal(upstream.requests.at(-1)?.headers['traceparent'], `00-${root.traceId}-${generate.spanId}-01`);
+  });
 });
