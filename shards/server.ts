@@ -76,6 +76,10 @@ export interface ShardAppOptions {
   clusterToken?: string | undefined;
   /** Listening on loopback: accept only loopback names in Host (DNS-rebinding defence). */
   loopback?: boolean;
+  /** The loopback address listened on (e.g. 127.0.0.2): accepted in Host besides the usual loopback names. */
+  listenHost?: string;
+  /** The shard this replica holds, reported in /v1/stats (gateways discovering replicas by DNS map addresses with it). */
+  shardIndex?: number | undefined;
 }
 
 export interface ShardServerOptions
@@ -130,7 +134,7 @@ export function buildShardApp(store: IndexStore, options: ShardAppOptions = {}):
   installErrorHandling(app, { maxJsonDepth: SHARD_MAX_JSON_DEPTH });
   // No browser has any business here: no CORS, and while on loopback only loopback names
   // in Host (the gateway addresses shards by IP or by their configured names otherwise).
-  installHttpGuards(app, { corsOrigins: [], allowedHosts: options.loopback === true ? [] : undefined });
+  installHttpGuards(app, { corsOrigins: [], allowedHosts: options.loopback === true ? (options.listenHost === undefined ? [] : [options.listenHost]) : undefined });
   installShardAccess(app, { clusterToken: options.clusterToken });
   const faults = options.faults === true ? new FaultInjector() : undefined;
   let closing = false;
@@ -228,8 +232,9 @@ export function buildShardApp(store: IndexStore, options: ShardAppOptions = {}):
       return document;
     },
   );
+  const identity = options.shardIndex === undefined ? {} : { shard_index: options.shardIndex };
   app.get(SHARD_PATHS.stats, { schema: { response: { 200: StatsResponse } } }, async () =>
-    options.antiEntropy === undefined ? store.stats() : { ...store.stats(), anti_entropy: options.antiEntropy.stats },
+    options.antiEntropy === undefined ? { ...store.stats(), ...identity } : { ...store.stats(), anti_entropy: options.antiEntropy.stats, ...identity },
   );
   app.get<{ Querystring: DigestQuery }>(
     DIGEST_PATHS.digest,
@@ -381,7 +386,9 @@ export async function startShardServer(options: ShardServerOptions): Promise<Sha
     faults: options.faults,
     clusterToken: options.clusterToken,
     loopback: isLoopbackHost(host),
+    listenHost: host,
     antiEntropy,
+    shardIndex: options.shardIndex,
   });
   try {
     await app.listen({ host, port: options.port });
