@@ -22,6 +22,8 @@ export class GatewayMetrics {
   readonly membershipChanges: Counter<'shard' | 'change'>;
   readonly scatterSearches: Counter<'coverage'>;
   readonly missingShards: Counter<'shard'>;
+  readonly stageDuration: Histogram<'stage'>;
+  readonly timeToFirstToken: Histogram;
   readonly searchBatchQueries: Histogram;
   readonly hedges: Counter<'shard' | 'result'>;
   readonly replicaTransitions: Counter<'shard' | 'replica' | 'to'>;
@@ -98,6 +100,19 @@ export class GatewayMetrics {
       name: 'ragway_scatter_missing_shards_total',
       help: 'Shards left out of a search round because no replica could answer in time',
       labelNames: ['shard'],
+      registers,
+    });
+    this.stageDuration = new Histogram({
+      name: 'ragway_stage_duration_seconds',
+      help: 'Time spent in each stage of the searches and answers computed (cache hits run none): embed, search (scatter-gather), rerank, generate',
+      labelNames: ['stage'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.timeToFirstToken = new Histogram({
+      name: 'ragway_time_to_first_token_seconds',
+      help: 'From the start of an answer (cache, retrieval, prompt) to its first generated token',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
     this.cacheLookups = new Counter({
