@@ -3,13 +3,19 @@
 // pod that just started may still be loading or catching up); it takes writes at once, as any
 // replica that is not ejected does, so it misses nothing from then on. A replica that leaves is
 // taken out of the array every read, write and probe picks from, so nothing new goes to it;
-// the calls already in flight finish (undici's Pool.close waits for them), and a read that
-// fails there anyway moves to another replica like any transient failure.
+// the calls already in flight finish before its client is closed (each is bounded by the
+// caller's deadline and the client's own timeouts; DRAIN_LIMIT_MS only guards against a
+// client that never settles), and a read that fails there anyway moves to another replica like
+// any transient failure.
 import type { Replica } from './replica.js';
 import type { ReplicaMembership } from './replica-membership.js';
 import type { ReplicaSetObserver } from './replica-types.js';
 import { urlOf } from './replica.js';
 import type { ShardClient } from './shard-client.js';
+import { sleep } from '../core/sleep.js';
+
+const DRAIN_POLL_MS = 20;
+const DRAIN_LIMIT_MS = 120_000;
 
 export interface ChangeContext {
   shard: number;
@@ -44,6 +50,7 @@ export async function retireReplica(context: ChangeContext, url: string): Promis
   const [replica] = context.replicas.splice(index, 1) as [Replica];
   context.membership.forget(replica);
   context.emit((observer) => observer.onReplicaRemoved?.(context.shard, url));
+  for (let waited = 0; replica.inFlight > 0 && waited < DRAIN_LIMIT_MS; waited += DRAIN_POLL_MS) await sleep(DRAIN_POLL_MS);
   await replica.client.close();
   return true;
 }
