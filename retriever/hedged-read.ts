@@ -258,7 +258,9 @@ class HedgedRead<T> {
 
   /** Per-replica call metrics, for searches (the calls whose latency the dashboards show). */
   #observe(attempt: Attempt, elapsedMs: number, outcome: ReplicaCallOutcome): void {
-    if (!this.#request.hedgeable) return;
+    // A call that ends after its replica left the set (discovery) is not reported: the replica's
+    // series are gone by then, and reporting it would bring them back for good.
+    if (!this.#request.hedgeable || attempt.replica.retired) return;
     const { shard } = this.#context;
     const { url } = attempt.replica;
     this.#context.emit((observer) => observer.onReplicaCall?.(shard, url, elapsedMs / 1000, outcome));

@@ -49,7 +49,7 @@ export class ReplicaMembership {
     replica.consecutiveFailures += 1;
     replica.contactFailed = true;
     replica.lastError = describe(err);
-    if (!replica.ejected && replica.consecutiveFailures >= this.#options.ejection.failures) this.#eject(replica);
+    if (!replica.ejected && !replica.retired && replica.consecutiveFailures >= this.#options.ejection.failures) this.#eject(replica);
   }
 
   noteStats(replica: Replica, stats: StatsResponse): void {

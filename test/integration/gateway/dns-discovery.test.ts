@@ -17,13 +17,13 @@ import type { FastifyInstance } from 'fastify';
 import { request } from 'undici';
 import { freePort } from '../../../cli/free-port.js';
 import { ServiceProcess } from '../../../cli/service-process.js';
-import { sleep } from '../../../core/sleep.js';
 import type { OnnxEmbeddingBackend } from '../../../embedder/backends/onnx.js';
 import { buildApp } from '../../../gateway/app.js';
 import { loadConfig } from '../../../gateway/config.js';
 import { loadDefaultBackend, tempDir } from '../../helpers/cluster.js';
 import { startDnsServer, type TestDnsServer } from '../../helpers/dns-server.js';
 import { listenOnLoopback } from '../../helpers/listen.js';
+import { until } from '../../helpers/until.js';
 
 const SRV_NAME = '_shard._tcp.ragway-shard.ragway.test';
 const DOCUMENTS = 120;
@@ -33,13 +33,6 @@ interface ClusterView {
   shards: Array<{ shard: number; ready_replicas: number; replicas: Array<{ url: string; state: string }> }>;
 }
 
-async function until(condition: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 async function get(url: string): Promise<{ status: number; text: string }> {
   const response = await request(url);

@@ -15,19 +15,13 @@ import { startShardServer, type ShardServer } from '../../../shards/server.js';
 import { startDnsServer, type TestDnsServer } from '../../helpers/dns-server.js';
 import { randomUnitVectors } from '../../helpers/random.js';
 import { tempDirs } from '../../helpers/temp-dirs.js';
+import { until } from '../../helpers/until.js';
 
 const DIM = 8;
 const NS = 'ns';
 const SRV_NAME = '_shard._tcp.shards.discovery.test';
 const A_NAME = 'shards.discovery.test';
 
-async function until(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 describe('ShardDiscovery over a real DNS server', () => {
   const dir = tempDirs('discovery');
