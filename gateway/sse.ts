@@ -1,5 +1,6 @@
-// Server-sent events on a hijacked Fastify reply. Headers go out at once; every frame is
-// written as soon as it exists (no compression, no buffering, `X-Accel-Buffering: no` for
+// Server-sent events on a hijacked Fastify reply. Headers leave with the first frame (one
+// write instead of two; a stream with nothing to say yet still gets them after
+// HEADERS_LINGER_MS); every frame is written as soon as it exists (no compression, no buffering, `X-Accel-Buffering: no` for
 // nginx); when the client reads slowly, `send` waits for 'drain', so the producer — an
 // upstream LLM stream — is read only as fast as the client consumes it. Idle streams get
 // `: ping` comments so proxies do not time them out. A client that stops reading altogether
@@ -15,11 +16,19 @@ export interface SseOptions {
   stallTimeoutMs: number;
 }
 
+/**
+ * How long headers wait for a first frame to travel with. Every stream writes its first frame
+ * within a few milliseconds of opening (sources, or an upstream's role chunk), so this only
+ * bounds the odd stream whose producer stays quiet.
+ */
+const HEADERS_LINGER_MS = 20;
+
 export class SseStream {
   readonly #reply: FastifyReply;
   readonly #pingIntervalMs: number;
   readonly #stallTimeoutMs: number;
   #ping: NodeJS.Timeout | undefined;
+  #headersLinger: NodeJS.Timeout | undefined;
   /** Waiting for 'drain': nothing more is written until the client reads. */
   #blocked = false;
   #ended = false;
@@ -45,7 +54,11 @@ export class SseStream {
       'x-accel-buffering': 'no',
       ...extraHeaders,
     });
-    raw.flushHeaders();
+    this.#headersLinger = setTimeout(() => {
+      this.#headersLinger = undefined;
+      if (!raw.destroyed && !raw.headersSent) raw.flushHeaders();
+    }, HEADERS_LINGER_MS);
+    this.#headersLinger.unref();
     // Small frames must leave now, not wait for Nagle's algorithm to batch them.
     raw.socket?.setNoDelay(true);
     this.#armPing();
@@ -57,26 +70,47 @@ export class SseStream {
     await this.#write(frame);
   }
 
+  /**
+   * Writes frames that are already encoded and complete (a transparent proxy's upstream
+   * bytes). Returns undefined when the socket took them, else a promise to wait for before
+   * writing more (backpressure): no promise at all on the common path.
+   */
+  writeFrames(frames: Buffer): Promise<void> | undefined {
+    return this.#write(frames);
+  }
+
   async comment(text: string): Promise<void> {
     // A ping only keeps an idle connection open; one the client is not reading needs none.
     if (this.#blocked) return;
     await this.#write(`: ${text}\n\n`);
   }
 
-  end(): void {
+  /**
+   * Ends the stream; `lastFrames` (complete, encoded frames) go out in the same write as the
+   * end of the response.
+   */
+  end(lastFrames?: Buffer): void {
     if (this.#ended) return;
     this.#ended = true;
     clearTimeout(this.#ping);
-    if (!this.#reply.raw.destroyed) this.#reply.raw.end();
+    clearTimeout(this.#headersLinger);
+    const raw = this.#reply.raw;
+    if (raw.destroyed) return;
+    if (lastFrames === undefined || lastFrames.length === 0 || raw.writableEnded) raw.end();
+    else raw.end(lastFrames);
   }
 
-  async #write(frame: string): Promise<void> {
-    if (this.closed) return;
+  #write(frame: string | Buffer): Promise<void> | undefined {
+    if (this.closed) return undefined;
     this.#armPing();
+    if (this.#headersLinger !== undefined) {
+      clearTimeout(this.#headersLinger);
+      this.#headersLinger = undefined;
+    }
     const raw = this.#reply.raw;
-    if (raw.write(frame)) return;
+    if (raw.write(frame)) return undefined;
     this.#blocked = true;
-    await new Promise<void>((resolve) => {
+    return new Promise<void>((resolve) => {
       const stalled = setTimeout(() => {
         // The client stopped reading: end it here rather than hold the frame (and the
         // generation behind it) for ever. 'close' follows and resolves the wait.
@@ -96,7 +130,12 @@ export class SseStream {
 
   #armPing(): void {
     if (this.#pingIntervalMs <= 0) return;
-    clearTimeout(this.#ping);
+    // One timer for the stream's life, pushed back on every write (refresh() re-arms it even
+    // after it fired) rather than a new timer per frame.
+    if (this.#ping !== undefined) {
+      this.#ping.refresh();
+      return;
+    }
     this.#ping = setTimeout(() => {
       void this.comment('ping');
     }, this.#pingIntervalMs);

@@ -52,8 +52,12 @@ export interface ProxiedChat {
   /** The model name the upstream was asked for (it names it in its response). */
   upstreamModel: string;
   contentType: string;
-  /** The response body as it arrives: SSE bytes for a streamed request, else one JSON document. */
-  body: AsyncIterable<Buffer>;
+  /**
+   * Hands the response body to `sink` as it arrives (SSE bytes for a streamed request, else
+   * one JSON document); resolves at its end, rejects when it breaks. A sink that returns a
+   * promise pauses the upstream until it settles. Call once.
+   */
+  pipe(sink: (chunk: Buffer) => void | Promise<void>): Promise<void>;
 }
 
 /**

@@ -14,6 +14,7 @@ import { Pool, type Dispatcher } from 'undici';
 import { abortError, createError, isRagwayError, type ErrorCode, type RagwayError, type RagwayErrorOptions } from '../../core/errors.js';
 import { errorMessageOf, excerpt, headerValue, OPENAI_COMPATIBLE, parseJson, type ProviderDescriptor } from './openai-compatible.js';
 import type { FinishReason, GenerationEvent, GenerationRequest, Generator, ProxiedChat, Usage } from './provider.js';
+import { startProxyCall } from './proxy-call.js';
 import { SseParser } from './sse-parser.js';
 import { describeCause, errorCode, parseRetryAfter, UpstreamError } from './upstream-errors.js';
 
@@ -102,77 +103,30 @@ export class UpstreamGenerator implements Generator {
    * like a generation's, so failover and the client's status work the same.
    */
   async proxy(body: Readonly<Record<string, unknown>>, signal: AbortSignal): Promise<ProxiedChat> {
-    if (signal.aborted) throw abortError(signal);
-    const call = new UpstreamCall(signal);
-    const { controller } = call;
-    const arm = call.arm.bind(call);
-    const fail = (err: unknown, phase: Phase, deltas: number): RagwayError => {
-      if (signal.aborted) return abortError(signal);
-      if (call.timedOut !== undefined) return call.timedOut;
-      if (isRagwayError(err)) return err;
-      return this.#transportError(err, phase, deltas);
-    };
-    const release = (): void => call.release();
     const streamed = body.stream === true;
-    let response: Dispatcher.ResponseData;
-    try {
-      arm(this.#firstTokenTimeoutMs, () => this.#error('RAGWAY_ERR_UPSTREAM_TIMEOUT', `did not answer within ${this.#firstTokenTimeoutMs} ms`, true));
-      try {
-        response = await this.#pool.request({
-          method: 'POST',
-          path: this.#path,
-          headers: { ...this.#descriptor.headers(this.#apiKey), accept: streamed ? 'text/event-stream' : 'application/json' },
-          // `model` keeps its place among the client's fields; only its value is ours.
-          body: JSON.stringify({ ...body, model: this.upstreamModel }),
-          signal: controller.signal,
-        });
-      } catch (err) {
-        throw fail(err, 'request', 0);
-      }
-      if (response.statusCode < 200 || response.statusCode >= 300) {
-        const reader = response.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-        const text = await readLimited(async () => {
-          try {
-            return await reader.next();
-          } catch (err) {
-            throw fail(err, 'stream', 0);
-          }
-        }, ERROR_BODY_LIMIT_BYTES);
-        throw this.#statusError(response.statusCode, response.headers, text);
-      }
-    } catch (err) {
-      release();
-      controller.abort(err);
-      throw err;
-    }
-    call.disarm();
     const idleTimeoutMs = this.#idleTimeoutMs;
-    const self = this;
-    async function* chunks(): AsyncGenerator<Buffer, void, undefined> {
-      let received = 0;
-      let finished = false;
-      try {
-        for (const reader = response.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>; ; ) {
-          arm(idleTimeoutMs, () => self.#error('RAGWAY_ERR_UPSTREAM_TIMEOUT', `sent nothing for ${idleTimeoutMs} ms after ${received} chunks`, false));
-          let next: IteratorResult<Buffer>;
-          try {
-            next = await reader.next();
-          } catch (err) {
-            throw fail(err, 'stream', received + 1);
-          }
-          call.disarm();
-          if (next.done === true) break;
-          received += 1;
-          yield next.value;
-        }
-        finished = true;
-      } finally {
-        release();
-        // A consumer that stopped early must close the connection: the upstream stops generating.
-        if (!finished) controller.abort(new Error('the proxy consumer stopped reading'));
-      }
-    }
-    return { upstreamModel: this.upstreamModel, contentType: headerValue(response.headers['content-type']) ?? 'application/json', body: chunks() };
+    const response = await startProxyCall({
+      dispatcher: this.#pool,
+      path: this.#path,
+      headers: { ...this.#descriptor.headers(this.#apiKey), accept: streamed ? 'text/event-stream' : 'application/json' },
+      // `model` keeps its place among the client's fields; only its value is ours.
+      body: JSON.stringify({ ...body, model: this.upstreamModel }),
+      signal,
+      firstTokenTimeoutMs: this.#firstTokenTimeoutMs,
+      idleTimeoutMs,
+      errorBodyLimitBytes: ERROR_BODY_LIMIT_BYTES,
+      timeoutError: (phase, chunks) =>
+        phase === 'request'
+          ? this.#error('RAGWAY_ERR_UPSTREAM_TIMEOUT', `did not answer within ${this.#firstTokenTimeoutMs} ms`, true)
+          : this.#error('RAGWAY_ERR_UPSTREAM_TIMEOUT', `sent nothing for ${idleTimeoutMs} ms after ${chunks} chunks`, false),
+      statusError: (status, headers, text) => this.#statusError(status, headers, text),
+      transportError: (err, phase, chunks) => this.#transportError(err, phase, phase === 'stream' ? chunks + 1 : 0),
+    });
+    return {
+      upstreamModel: this.upstreamModel,
+      contentType: headerValue(response.headers['content-type']) ?? 'application/json',
+      pipe: response.pipe,
+    };
   }
 
   async *#run(request: GenerationRequest, signal: AbortSignal): AsyncGenerator<GenerationEvent, void, undefined> {

@@ -8,7 +8,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { toRagwayError } from '../../core/http-errors.js';
 import { requestSignal } from '../../core/request-signal.js';
 import type { Generator } from '../providers/provider.js';
-import { SseParser } from '../providers/sse-parser.js';
+import { SseFrameSplitter } from '../providers/sse-frames.js';
+import { SseParser, type SseEvent } from '../providers/sse-parser.js';
 import { SseStream } from '../sse.js';
 
 /** Fields of a chat body that are ragway's, not the upstream's. */
@@ -28,7 +29,9 @@ export async function proxyChat(
 
   if (body.stream !== true) {
     const parts: Buffer[] = [];
-    for await (const chunk of upstream.body) parts.push(chunk);
+    await upstream.pipe((chunk) => {
+      parts.push(chunk);
+    });
     reply.type(upstream.contentType);
     // A string is sent as it is: the route's response schema describes ragway's own answers.
     return renamed(Buffer.concat(parts).toString('utf8'));
@@ -36,12 +39,8 @@ export async function proxyChat(
 
   const sse = new SseStream(reply, options);
   sse.open();
-  const parser = new SseParser();
   try {
-    for await (const chunk of upstream.body) {
-      for (const event of parser.push(chunk)) await sse.send(renamed(event.data), event.event === 'message' ? undefined : event.event);
-    }
-    for (const event of parser.end()) await sse.send(renamed(event.data), event.event === 'message' ? undefined : event.event);
+    await upstream.pipe(upstream.upstreamModel === generator.id ? passThrough(sse) : reframed(sse, renamed));
   } catch (err) {
     // Headers are gone: the failure travels in the stream, as on the RAG path, then [DONE].
     const error = toRagwayError(err);
@@ -52,6 +51,48 @@ export async function proxyChat(
     sse.end();
   }
   return reply;
+}
+
+/**
+ * The upstream's frames go out as they came, unparsed, whole frames only (so a ping or an
+ * error frame never lands inside one). A stream with CR line endings switches to the parser
+ * for the rest of it.
+ */
+function passThrough(sse: SseStream): (chunk: Buffer) => void | Promise<void> {
+  const frames = new SseFrameSplitter();
+  let parsing: ((chunk: Buffer) => Promise<void>) | undefined;
+  return (chunk) => {
+    if (parsing !== undefined) return parsing(chunk);
+    const whole = frames.push(chunk);
+    if (whole === undefined) {
+      parsing = reframed(sse, (data) => data);
+      const pending = frames.takePending();
+      return pending.length === 0 ? parsing(chunk) : parsing(pending).then(() => (parsing as (chunk: Buffer) => Promise<void>)(chunk));
+    }
+    // `[DONE]` ends an OpenAI stream: it and the end of the response leave in one write; what
+    // the upstream still sends is read (its connection is kept) but dropped.
+    if (endsWithDone(whole)) sse.end(whole);
+    else if (whole.length > 0) return sse.writeFrames(whole);
+    return undefined;
+  };
+}
+
+/** Parses the upstream's events and writes each again, its data passed through `rename`. */
+function reframed(sse: SseStream, rename: (data: string) => string): (chunk: Buffer) => Promise<void> {
+  const parser = new SseParser();
+  return async (chunk) => {
+    for (const event of parser.push(chunk)) await sse.send(rename(event.data), event.event === 'message' ? undefined : event.event);
+  };
+}
+
+const DONE_FRAME = Buffer.from('data: [DONE]\n\n');
+
+function endsWithDone(frames: Buffer): boolean {
+  if (frames.length < DONE_FRAME.length) return false;
+  const start = frames.length - DONE_FRAME.length;
+  // It must be a frame of its own: at the start of `frames` (which begin at a frame boundary)
+  // or after a blank line, not the last data line of a longer event.
+  return frames.subarray(start).equals(DONE_FRAME) && (start === 0 || (frames[start - 1] === 0x0a && frames[start - 2] === 0x0a));
 }
 
 /**

@@ -15,10 +15,15 @@ import type { OnnxEmbeddingBackend } from '../../../embedder/backends/onnx.js';
 import { startScriptedUpstream, type ScriptedUpstream } from '../../fixtures/scripted-upstream.js';
 import { loadDefaultBackend, startShards, tempDir, type TestShards } from '../../helpers/cluster.js';
 import { listenOnLoopback } from '../../helpers/listen.js';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** What clients call the model, and what the upstream calls it. */
 const ALIAS = 'house-llm';
 const UPSTREAM_MODEL = 'upstream-llm-7b';
+/** A model both sides call the same: nothing to rename, so the upstream's bytes pass unparsed. */
+const SAME_NAME = 'same-name-llm';
 
 /** A body with the parameters the RAG path would drop or refuse (tools, tool messages, n=2…). */
 function clientBody(stream: boolean): Record<string, unknown> {
@@ -80,14 +85,31 @@ describe('chat with retrieval off is a transparent proxy', () => {
   let upstream: ScriptedUpstream;
   let app: FastifyInstance;
   let base: string;
+  /** A hand-written upstream for the byte-level cases: writes exactly what `rawReply` says. */
+  let raw: Server;
+  let rawReply: (res: ServerResponse) => Promise<void> = async (res) => {
+    res.end();
+  };
 
   before(async () => {
     dir = await tempDir('passthrough');
     backend = await loadDefaultBackend();
     shards = await startShards(1, dir.path, backend.dimensions);
     upstream = await startScriptedUpstream({ tokens: ['It is', ' 21', ' °C.'] });
+    raw = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => void rawReply(res).catch(() => res.destroy()));
+    });
+    await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+    const rawUrl = `http://127.0.0.1:${(raw.address() as AddressInfo).port}`;
     const upstreamsFile = join(dir.path, 'upstreams.json');
-    await writeFile(upstreamsFile, JSON.stringify([{ id: ALIAS, model: UPSTREAM_MODEL, urls: [`${upstream.url}/v1`] }]));
+    await writeFile(
+      upstreamsFile,
+      JSON.stringify([
+        { id: ALIAS, model: UPSTREAM_MODEL, urls: [`${upstream.url}/v1`] },
+        { id: SAME_NAME, model: SAME_NAME, urls: [`${rawUrl}/v1`] },
+      ]),
+    );
     app = await buildApp(loadConfig({}, { shards: shards.spec, logLevel: 'silent', llmUpstreamsFile: upstreamsFile }), {
       embeddingBackend: backend,
       defaultMetrics: false,
@@ -100,6 +122,8 @@ describe('chat with retrieval off is a transparent proxy', () => {
   after(async () => {
     await app?.close();
     await upstream?.close();
+    raw?.closeAllConnections();
+    await new Promise((resolve) => raw?.close(resolve));
     await shards?.stop();
     await backend?.close();
     await dir?.remove();
@@ -163,5 +187,67 @@ describe('chat with retrieval off is a transparent proxy', () => {
     assert.equal(response.statusCode, 400);
     const error = ((await response.body.json()) as { error: { message: string; param: string } }).error;
     assert.match(error.message, /role must be system, developer, user or assistant|n must be 1|content must be/);
+  });
+
+  describe('with nothing to rename, the upstream frames pass through as bytes', () => {
+    const frame = (content: string): string =>
+      `data: {"id":"c1","object":"chat.completion.chunk","model":"${SAME_NAME}","choices":[{"index":0,"delta":{"content":${JSON.stringify(content)}}}]}\n\n`;
+    const streamed = { model: SAME_NAME, messages: [{ role: 'user', content: 'hi' }], stream: true, rag: { enabled: false } };
+    const openStream = (res: ServerResponse): void => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+    };
+
+    it('frames split anywhere by the upstream reach the client whole and byte for byte; [DONE] ends the stream', async () => {
+      const upstreamText = `: a comment\n\n${frame('Hel')}event: custom\nid: 7\n${frame('lo').slice(0, -1)}\n${frame(' wörld')}data: [DONE]\n\n`;
+      rawReply = async (res) => {
+        openStream(res);
+        const bytes = Buffer.from(upstreamText);
+        // Cut mid-frame, mid-line and inside a multi-byte character.
+        for (const [from, to] of [[0, 5], [5, 40], [40, 41], [41, bytes.length - 30], [bytes.length - 30, bytes.length]] as const) {
+          res.write(bytes.subarray(from, to));
+          await sleep(15);
+        }
+        // Bytes after [DONE] are not the protocol's: the client must not see them.
+        res.end('data: {"after":"done"}\n\n');
+      };
+      const response = await viaRagway(streamed);
+      assert.equal(response.statusCode, 200);
+      assert.equal(await response.body.text(), upstreamText);
+    });
+
+    it('an upstream with CRLF line endings is parsed and re-framed, losing no event', async () => {
+      rawReply = async (res) => {
+        openStream(res);
+        res.write(frame('one'));
+        await sleep(15);
+        res.write(frame('two').replaceAll('\n', '\r\n'));
+        await sleep(15);
+        res.end('data: [DONE]\r\n\r\n');
+      };
+      const response = await viaRagway(streamed);
+      const data = await sseData(response.body);
+      assert.deepEqual(
+        data.map((item) => (item === '[DONE]' ? item : (JSON.parse(item) as { choices: { delta: { content: string } }[] }).choices[0]?.delta.content)),
+        ['one', 'two', '[DONE]'],
+      );
+    });
+
+    it('an upstream that dies mid-stream ends the client stream with an error event and [DONE], never half a frame', async () => {
+      rawReply = async (res) => {
+        openStream(res);
+        res.write(frame('partial'));
+        res.write(frame('cut off').slice(0, 30));
+        await sleep(15);
+        res.destroy();
+      };
+      const response = await viaRagway(streamed);
+      const text = await response.body.text();
+      assert.ok(text.startsWith(frame('partial')), 'the whole frame before the failure is there');
+      assert.doesNotMatch(text, /cut off/, 'the unfinished frame is not forwarded');
+      const data = text.split('\n\n').filter((block) => block.startsWith('data: ')).map((block) => block.slice(6));
+      assert.equal(data.at(-1), '[DONE]');
+      const error = JSON.parse(data.at(-2) as string) as { error: { code: string } };
+      assert.equal(error.error.code, 'RAGWAY_ERR_UPSTREAM_UNAVAILABLE');
+    });
   });
 });
