@@ -17,6 +17,13 @@ import type { ShardClient } from '../../retriever/shard-client.js';
 import { ConfigError, loadClusterToken, parseDnsServers, parseShardSource, type Config } from '../config.js';
 import { isRagwayError } from '../../core/errors.js';
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Undefined unless the shard spec is a DNS name. */
+    shardDiscovery: ShardDiscovery | undefined;
+  }
+}
+
 export interface RetrieverPluginOptions {
   /** Shard clients the caller built (tests use in-process ones); closed with the app. */
   clients?: ShardClient[];
@@ -99,6 +106,7 @@ export default fp(
     }
 
     app.decorate('scatter', scatter);
+    app.decorate('shardDiscovery', discovery);
     app.decorate('shardSearch', new SearchCoalescer(scatter, {
         onBatch: (queries) => app.metrics.searchBatchQueries.observe(queries),
         tenantScope: app.tenantScope,

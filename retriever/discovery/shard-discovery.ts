@@ -53,6 +53,20 @@ export interface DiscoveryRound {
   kept?: string;
 }
 
+/** What discovery is doing, for GET /v1/cluster. */
+export interface DiscoveryStatus {
+  spec: string;
+  refresh_ms: number;
+  /** When the last round ended (ms since the epoch); null before the first. */
+  last_round_at_ms: number | null;
+  /** Addresses the last successful lookup returned; null before one succeeded. */
+  addresses: number | null;
+  /** Why the last lookup changed nothing (failed, or no records): membership was kept. */
+  problem: string | null;
+  /** Listed addresses that are not used, and why. */
+  not_used: Array<{ url: string; reason: string }>;
+}
+
 export class ShardDiscovery {
   readonly #options: ShardDiscoveryOptions;
   readonly #lookup: DnsLookup;
@@ -65,6 +79,8 @@ export class ShardDiscovery {
   #timer: NodeJS.Timeout | undefined;
   #lookupProblem: string | undefined;
   #started = false;
+  #lastRoundAt: number | null = null;
+  #addresses: number | null = null;
 
   constructor(options: ShardDiscoveryOptions) {
     if (options.sets.length !== options.source.shards) {
@@ -79,8 +95,20 @@ export class ShardDiscovery {
     if (this.#closing.signal.aborted) return Promise.reject(abortError(this.#closing.signal));
     this.#round ??= this.#runRound(signal === undefined ? this.#closing.signal : AbortSignal.any([signal, this.#closing.signal])).finally(() => {
       this.#round = undefined;
+      this.#lastRoundAt = Date.now();
     });
     return this.#round;
+  }
+
+  status(): DiscoveryStatus {
+    return {
+      spec: this.#options.source.spec,
+      refresh_ms: this.#options.refreshMs,
+      last_round_at_ms: this.#lastRoundAt,
+      addresses: this.#addresses,
+      problem: this.#lookupProblem ?? null,
+      not_used: [...this.#notUsed].map(([url, reason]) => ({ url, reason })),
+    };
   }
 
   /** Re-resolves every `refreshMs` from now on (unref'd timers: never keeps the process alive). Idempotent. */
@@ -123,6 +151,7 @@ export class ShardDiscovery {
       return round;
     }
     round.resolved = urls;
+    this.#addresses = urls.length;
     if (urls.length === 0) {
       round.kept = `${source.name} has no ${source.record === 'srv' ? 'SRV' : 'A/AAAA'} records`;
       this.#lookupFailed(round.kept);

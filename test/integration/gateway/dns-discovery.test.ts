@@ -31,6 +31,7 @@ const TOPICS = ['cache ttl expiry', 'train station tickets', 'pasta tomato sauce
 
 interface ClusterView {
   shards: Array<{ shard: number; ready_replicas: number; replicas: Array<{ url: string; state: string }> }>;
+  discovery?: { spec: string; addresses: number | null; problem: string | null; not_used: Array<{ url: string; reason: string }> };
 }
 
 
@@ -49,6 +50,8 @@ describe('DNS discovery of 2 shards × 2 replicas, with a replica added and one 
   // Replica r of shard s: urls[s][r]. Shard 0's third replica (r = 2) joins during the test.
   const urls: string[][] = [];
   const processes: ServiceProcess[][] = [];
+  // Published all along, answered by nobody: it must never be used nor cost a request.
+  let dead: string;
 
   const replica = (shard: number, r: number, peers: string[]): ServiceProcess =>
     new ServiceProcess({
@@ -58,7 +61,7 @@ describe('DNS discovery of 2 shards × 2 replicas, with a replica added and one 
       args: ['--data', join(dir.path, `s${shard}r${r}`), '--dim', '100', '--shard-index', String(shard), '--peers', peers.join(','), '--catch-up-timeout-ms', '3000'],
       restart: false,
     });
-  const publish = (list: string[]): void => dns.setSrv(SRV_NAME, list.map((url) => ({ target: '127.0.0.1', port: Number(new URL(url).port) })));
+  const publish = (list: string[]): void => dns.setSrv(SRV_NAME, [...list, dead].map((url) => ({ target: '127.0.0.1', port: Number(new URL(url).port) })));
   const cluster = async (): Promise<ClusterView> => JSON.parse((await get(`${base}/v1/cluster`)).text) as ClusterView;
   const replicaUrls = async (shard: number): Promise<string[]> => (await cluster()).shards[shard]!.replicas.map((r) => r.url).sort();
   const metrics = async (): Promise<string> => (await get(`${base}/metrics`)).text;
@@ -71,6 +74,7 @@ describe('DNS discovery of 2 shards × 2 replicas, with a replica added and one 
       urls.push(await Promise.all([0, 1, 2].map(async () => `http://127.0.0.1:${await freePort()}`)));
     }
     urls[1]!.pop();
+    dead = `http://127.0.0.1:${await freePort()}`;
     for (let shard = 0; shard < 2; shard += 1) {
       processes.push([0, 1].map((r) => replica(shard, r, [urls[shard]![1 - r]!])));
     }
@@ -118,9 +122,15 @@ describe('DNS discovery of 2 shards × 2 replicas, with a replica added and one 
   };
 
   it('discovers every replica, then follows one added and one removed without failing a request', async () => {
-    // Discovered: each replica on the shard it reports.
+    // Discovered: each replica on the shard it reports; the address nobody answers is not used, and says why.
     assert.deepEqual(await replicaUrls(0), urls[0]!.slice(0, 2).sort());
     assert.deepEqual(await replicaUrls(1), [...urls[1]!].sort());
+    const { discovery } = await cluster();
+    assert.equal(discovery?.spec, `dns+srv://${SRV_NAME}?shards=2`);
+    assert.equal(discovery?.addresses, 5);
+    assert.equal(discovery?.problem, null);
+    assert.deepEqual(discovery?.not_used.map((entry) => entry.url), [dead]);
+    assert.match(discovery!.not_used[0]!.reason, /does not answer yet/);
 
     const failures: string[] = [];
     let requests = 0;
@@ -165,6 +175,7 @@ describe('DNS discovery of 2 shards × 2 replicas, with a replica added and one 
       assert.match(text, /ragway_replica_membership_changes_total\{shard="0",change="joined"\} 3/);
       assert.match(text, /ragway_replica_membership_changes_total\{shard="0",change="left"\} 1/);
       assert.match(text, /ragway_shard_replicas\{shard="0",state="ready"\} 2/);
+      assert.equal((await cluster()).discovery?.addresses, 5);
     } finally {
       running = false;
       await loops;
