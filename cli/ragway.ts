@@ -65,7 +65,7 @@ main(process.argv.slice(2)).catch((err: unknown) => {
   // Configuration and usage mistakes print one line; anything else prints its stack.
   const name = err instanceof Error ? err.name : '';
   const message = err instanceof Error ? err.message : String(err);
-  if (name === 'ConfigError' || name === 'UsageError' || name === 'RagwayError' || name === 'DataDirLockedError') {
+  if (name === 'ConfigError' || name === 'UsageError' || name === 'RagwayError' || name === 'DataDirLockedError' || name === 'ShardIdentityError') {
     process.stderr.write(`ragway: ${message}\n`);
   } else {
     process.stderr.write(`ragway: ${err instanceof Error ? (err.stack ?? message) : message}\n`);

@@ -19,6 +19,7 @@ import { installShardAccess } from './access.js';
 import { catchUpFromPeers, type CatchUpResult } from './catch-up.js';
 import { AntiEntropy } from './anti-entropy.js';
 import { acquireDataDirLock } from './data-dir-lock.js';
+import { checkShardIdentity } from './shard-identity.js';
 import { DIGEST_PATHS, DigestDocumentsRequest, DigestDocumentsResponse, DigestQuery } from './digest-protocol.js';
 import { FaultInjector } from './faults.js';
 import { IndexStore, type IndexStoreOptions, type WalSettings } from './index-store.js';
@@ -361,6 +362,7 @@ export async function startShardServer(options: ShardServerOptions): Promise<Sha
   const lock = acquireDataDirLock(options.dataDir, (message) => notify('warn', message));
   let store: IndexStore;
   try {
+    checkShardIdentity(options.dataDir, options.shardIndex);
     store = openStore(options, notify);
   } catch (err) {
     lock.release();

@@ -158,6 +158,18 @@ describe('ShardDiscovery over a real DNS server', () => {
     }
   });
 
+  it('a data dir that held one shard refuses to start as another (it would be placed there by what it reports)', async () => {
+    const dataDir = dir();
+    const first = await startShardServer({ host: '127.0.0.1', port: 0, dataDir, dim: DIM, space: 'cosine', shardIndex: 0 });
+    await first.close({ graceMs: 0 });
+    await assert.rejects(
+      startShardServer({ host: '127.0.0.1', port: 0, dataDir, dim: DIM, space: 'cosine', shardIndex: 1 }),
+      /holds shard 0, but this replica was started as shard 1/,
+    );
+    const again = await startShardServer({ host: '127.0.0.1', port: 0, dataDir, dim: DIM, space: 'cosine', shardIndex: 0 });
+    await again.close({ graceMs: 0 });
+  });
+
   it('re-resolves on its own every refreshMs, and stops on close', async () => {
     const a = await shard(0);
     const c = await shard(1);
