@@ -35,6 +35,7 @@ export async function runShard(argv: string[]): Promise<void> {
     'wal-retain-records': { type: 'string' },
     log: { type: 'boolean' },
     'cluster-token-file': { type: 'string' },
+    'shard-index': { type: 'string' },
   });
   if (values.data === undefined) throw new UsageError('ragway shard needs --data DIR');
   const space = (values.space ?? 'cosine') as SpaceName;
@@ -50,6 +51,8 @@ export async function runShard(argv: string[]): Promise<void> {
   const snapshotEveryWrites = integerFlag('snapshot-every', values['snapshot-every'], 0);
   const retainRecords = integerFlag('wal-retain-records', values['wal-retain-records'], 0);
   const peers = parsePeers(values.peers);
+  // Reported in /v1/stats: a gateway that finds replicas through DNS asks each address which shard it holds.
+  const shardIndex = integerFlag('shard-index', values['shard-index'], 0, 1_023);
   // The CLI is where the environment is read (besides gateway/config.ts): fault injection
   // exists for tests and benchmarks and must never be on by accident.
   const faults = process.env['RAGWAY_FAULTS'] === '1';
@@ -86,6 +89,7 @@ export async function runShard(argv: string[]): Promise<void> {
     ...(snapshotEveryWrites !== undefined ? { snapshotEveryWrites } : {}),
     ...(retainRecords !== undefined ? { wal: { retainRecords } } : {}),
     peers,
+    ...(shardIndex !== undefined ? { shardIndex } : {}),
     faults,
     logger: values.log === true,
     log: (line) => process.stderr.write(`ragway shard: ${line}\n`),

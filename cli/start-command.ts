@@ -81,6 +81,7 @@ export async function runStart(argv: string[]): Promise<void> {
           '--m', String(config.shardM),
           '--ef-construction', String(config.shardEfConstruction),
           '--ef', String(config.shardEfSearch),
+          '--shard-index', String(shard),
           ...(peers.length > 0 ? ['--peers', peers.join(','), '--anti-entropy-interval-ms', String(config.antiEntropyIntervalMs)] : []),
           '--cluster-token-file', tokenFile,
         ],

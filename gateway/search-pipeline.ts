@@ -67,6 +67,10 @@ export interface SearchOutput {
   rerank?: RerankInfo;
 }
 
+export type SearchStage = 'embed' | 'search' | 'rerank';
+/** Told how long each stage of a computed search took, in seconds (single-flight followers and cache hits run none). */
+export type StageObserver = (stage: SearchStage, seconds: number) => void;
+
 interface Computed extends CachedRetrieval {
   epochs: number[];
   embedMs: number;
@@ -81,12 +85,23 @@ export class SearchPipeline {
   readonly #embeddingFlights = new SingleFlight<Float32Array>();
 
   readonly #reranker: RerankStage | undefined;
+  readonly #onStage: StageObserver | undefined;
 
-  constructor(batcher: EmbeddingBatcher, shards: VectorSearch, caches?: Caches, reranker?: RerankStage) {
+  constructor(batcher: EmbeddingBatcher, shards: VectorSearch, caches?: Caches, reranker?: RerankStage, onStage?: StageObserver) {
     this.#batcher = batcher;
     this.#shards = shards;
     this.#caches = caches;
     this.#reranker = reranker;
+    this.#onStage = onStage;
+  }
+
+  /** Metrics: a stage that ran (cache hits run none); a throwing observer is ignored. */
+  #observe(stage: SearchStage, ms: number): void {
+    try {
+      this.#onStage?.(stage, ms / 1000);
+    } catch {
+      // A broken metric must never fail a search.
+    }
   }
 
   get modelId(): string {
@@ -148,6 +163,7 @@ export class SearchPipeline {
             if (!result.info.applied) span.set('ragway.rerank.failure', result.info.code);
             return result;
           });
+    this.#observe('rerank', reranked.ms);
     const results = request.includeText ? reranked.hits : reranked.hits.map(({ text: _text, ...hit }) => hit);
     return {
       ...retrieved,
@@ -303,12 +319,15 @@ export class SearchPipeline {
     // A query made only of words the model does not know embeds to zeros: it is similar to
     // nothing (every score would be 0), so it matches nothing rather than returning noise.
     const results = mode === 'vector' && vector !== undefined && vector.every((value) => value === 0) ? [] : result.hits;
+    const searched = performance.now();
+    if (mode !== 'lexical' && input.vector === undefined && input.queryVector === undefined) this.#observe('embed', embedded - started);
+    this.#observe('search', searched - embedded);
     return {
       results,
       coverage: result.coverage,
       epochs: result.epochs,
       embedMs: embedded - started,
-      searchMs: performance.now() - embedded,
+      searchMs: searched - embedded,
     };
   }
 

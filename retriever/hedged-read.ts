@@ -12,7 +12,7 @@ import type { Replica } from './replica.js';
 import { panicCandidates, pickReplica } from './replica-choice.js';
 import { classify, describeFailure, type ReplicaMessages } from './replica-failure.js';
 import type { ReplicaMembership } from './replica-membership.js';
-import type { ReplicaSetCounters, ReplicaSetObserver } from './replica-types.js';
+import type { ReplicaCallOutcome, ReplicaSetCounters, ReplicaSetObserver } from './replica-types.js';
 import type { ShardCallOptions, ShardClient } from './shard-client.js';
 import type { ShardCallResult, ShardCallSpan } from './call-trace.js';
 
@@ -205,8 +205,10 @@ class HedgedRead<T> {
     const elapsed = this.#endAttempt(attempt, 'ok');
     if (attempt.cancelled || this.#settled) {
       noteCancelled(attempt.replica, elapsed);
+      this.#observe(attempt, elapsed, 'cancelled');
       return;
     }
+    this.#observe(attempt, elapsed, 'ok');
     this.#recordSuccess(attempt.replica, elapsed);
     // The loser's answer is no longer wanted: free its connection and the shard's time.
     this.#cancelAll(createError('RAGWAY_ERR_CLIENT_CLOSED', `${this.#context.label}: another replica answered first`));
@@ -221,10 +223,12 @@ class HedgedRead<T> {
     const elapsed = this.#endAttempt(attempt, 'error', err);
     if (attempt.cancelled || this.#settled) {
       noteCancelled(attempt.replica, elapsed);
+      this.#observe(attempt, elapsed, 'cancelled');
       return;
     }
     const { signal } = this.#request;
     if (signal?.aborted) {
+      this.#observe(attempt, elapsed, 'cancelled');
       this.#fail(abortError(signal));
       return;
     }
@@ -235,6 +239,8 @@ class HedgedRead<T> {
       return;
     }
     const kind = classify(err);
+    // A 4xx is an answer (the caller's mistake); a local exception says nothing about the replica.
+    if (kind !== 'local') this.#observe(attempt, elapsed, kind === 'fatal' ? 'ok' : 'error');
     if (kind === 'fatal') {
       // The replica answered, just not with data: it is alive.
       attempt.replica.consecutiveFailures = 0;
@@ -264,6 +270,16 @@ class HedgedRead<T> {
       return;
     }
     this.#fail(this.#unavailableError());
+  }
+
+  /** Per-replica call metrics, for searches (the calls whose latency the dashboards show). */
+  #observe(attempt: Attempt, elapsedMs: number, outcome: ReplicaCallOutcome): void {
+    // A call that ends after its replica left the set (discovery) is not reported: the replica's
+    // series are gone by then, and reporting it would bring them back for good.
+    if (!this.#request.hedgeable || attempt.replica.retired) return;
+    const { shard } = this.#context;
+    const { url } = attempt.replica;
+    this.#context.emit((observer) => observer.onReplicaCall?.(shard, url, elapsedMs / 1000, outcome));
   }
 
   #recordSuccess(replica: Replica, elapsedMs: number): void {

@@ -22,6 +22,8 @@ export interface ScatterObserver extends ReplicaSetObserver {
    * about the shard.
    */
   onShardLatency?(shardIndex: number, seconds: number, ok: boolean): void;
+  /** The coverage of each search round (one batch request per shard). */
+  onCoverage?(coverage: Coverage): void;
 }
 
 /** A lexical (BM25) query: text, and the global statistics to score with (retriever/lexical-search.ts). */

@@ -162,9 +162,15 @@ export class Scatter {
       if (termStats !== undefined) merged.termStats = termStats;
       return merged;
     });
+    const coverage = coverageOf(total, missing);
+    try {
+      this.observer.onCoverage?.(coverage);
+    } catch {
+      // A broken metric must never fail a search.
+    }
     return {
       results,
-      coverage: coverageOf(total, missing),
+      coverage,
       epochs: values.map((response) => response?.epoch ?? -1),
       tookMs,
     };

@@ -68,6 +68,8 @@ export interface AnswerServiceOptions {
   semantic?: SemanticCache<string>;
   /** Told the nearest similarity and the outcome (hit, or why not) of each semantic lookup. */
   onSemanticLookup?: (similarity: number | undefined, outcome: string) => void;
+  /** Told the time to the first token and the generation time of each answer generated (not replayed from the cache), in seconds. */
+  onGenerated?: (timeToFirstTokenSeconds: number, generationSeconds: number) => void;
 }
 
 const DETERMINISTIC_GENERATORS = new Set(['ragway-extractive']);
@@ -170,6 +172,11 @@ export class AnswerService {
     }
     const finished = performance.now();
     plan.span?.set('ragway.finish_reason', finishReason ?? 'stop');
+    try {
+      this.#options.onGenerated?.(((firstTokenAt ?? finished) - plan.startedAt) / 1000, (finished - generationStarted) / 1000);
+    } catch {
+      // A broken metric must never fail an answer.
+    }
     plan.remember?.();
     const { sources } = plan.sources;
     const { cited, invalid } = checkCitations(text, sources.length);
