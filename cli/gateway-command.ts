@@ -1,6 +1,6 @@
 // `ragway gateway`: the gateway alone, in front of shards that run elsewhere.
 import { join } from 'node:path';
-import { ConfigError, loadConfig, parseShardSpec } from '../gateway/config.js';
+import { ConfigError, loadConfig, parseShardSource } from '../gateway/config.js';
 import { closeGracefully, onShutdownSignal, startGateway } from '../gateway/server.js';
 import { integerFlag, parseFlags } from './args.js';
 
@@ -17,7 +17,8 @@ export async function runGateway(argv: string[]): Promise<void> {
   });
   if (config.keysFile === '') config.keysFile = join(config.dataDir, 'keys.json');
   // Checked before the model loads, so a typo fails in milliseconds, not after start-up.
-  if (parseShardSpec(config.shards).length === 0) {
+  const source = parseShardSource(config.shards);
+  if (source.kind === 'static' && source.shards.length === 0) {
     throw new ConfigError('no shards configured: pass --shards SPEC or set RAGWAY_SHARDS');
   }
   const { app, url } = await startGateway(config);

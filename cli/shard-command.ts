@@ -7,7 +7,8 @@ import { onShutdownSignal } from '../core/shutdown-signal.js';
 import { parseUrlList, UrlListError } from '../core/url-list.js';
 import { startShardServer } from '../shards/server.js';
 import { isLoopbackHost } from '../core/http-guards.js';
-import { ConfigError, loadClusterToken, loadConfig } from '../gateway/config.js';
+import { ConfigError, loadClusterToken, loadConfig, tracingSettings } from '../gateway/config.js';
+import { Tracing } from '../core/tracing.js';
 import { integerFlag, parseFlags, UsageError } from './args.js';
 
 const SPACES = ['cosine', 'ip', 'l2'] as const;
@@ -34,6 +35,7 @@ export async function runShard(argv: string[]): Promise<void> {
     'wal-retain-records': { type: 'string' },
     log: { type: 'boolean' },
     'cluster-token-file': { type: 'string' },
+    'shard-index': { type: 'string' },
   });
   if (values.data === undefined) throw new UsageError('ragway shard needs --data DIR');
   const space = (values.space ?? 'cosine') as SpaceName;
@@ -49,6 +51,8 @@ export async function runShard(argv: string[]): Promise<void> {
   const snapshotEveryWrites = integerFlag('snapshot-every', values['snapshot-every'], 0);
   const retainRecords = integerFlag('wal-retain-records', values['wal-retain-records'], 0);
   const peers = parsePeers(values.peers);
+  // Reported in /v1/stats: a gateway that finds replicas through DNS asks each address which shard it holds.
+  const shardIndex = integerFlag('shard-index', values['shard-index'], 0, 1_023);
   // The CLI is where the environment is read (besides gateway/config.ts): fault injection
   // exists for tests and benchmarks and must never be on by accident.
   const faults = process.env['RAGWAY_FAULTS'] === '1';
@@ -65,8 +69,11 @@ export async function runShard(argv: string[]): Promise<void> {
     }
     process.stderr.write(`ragway shard: WARNING: no cluster credential; any process that can reach ${host} may read and write this shard\n`);
   }
+  // RAGWAY_TRACING and the OTEL_* variables, as the gateway reads them (`ragway start` passes its own on).
+  const tracing = tracingSettings(settings, 'shard');
   const server = await startShardServer({
     host,
+    tracing: tracing === undefined ? undefined : new Tracing(tracing),
     clusterToken,
     port: integerFlag('port', values.port, 0, 65_535) ?? 7_001,
     dataDir: values.data,
@@ -82,6 +89,7 @@ export async function runShard(argv: string[]): Promise<void> {
     ...(snapshotEveryWrites !== undefined ? { snapshotEveryWrites } : {}),
     ...(retainRecords !== undefined ? { wal: { retainRecords } } : {}),
     peers,
+    ...(shardIndex !== undefined ? { shardIndex } : {}),
     faults,
     logger: values.log === true,
     log: (line) => process.stderr.write(`ragway shard: ${line}\n`),

@@ -81,9 +81,14 @@ export async function runStart(argv: string[]): Promise<void> {
           '--m', String(config.shardM),
           '--ef-construction', String(config.shardEfConstruction),
           '--ef', String(config.shardEfSearch),
+          '--shard-index', String(shard),
           ...(peers.length > 0 ? ['--peers', peers.join(','), '--anti-entropy-interval-ms', String(config.antiEntropyIntervalMs)] : []),
           '--cluster-token-file', tokenFile,
         ],
+        // The shards inherit this environment, RAGWAY_TRACING and OTEL_* included, so one query
+        // is one trace across the processes; a service name given for the gateway gets a
+        // "-shard" sibling, so their spans stay apart.
+        ...(config.serviceName !== '' ? { env: { OTEL_SERVICE_NAME: `${config.serviceName}-shard` } } : {}),
         log,
         stopping: stopping.signal,
       });

@@ -29,6 +29,7 @@ import metricsPlugin from './plugins/metrics.js';
 import generatorPlugin from './plugins/generator.js';
 import retrieverPlugin from './plugins/retriever.js';
 import rerankerPlugin from './plugins/reranker.js';
+import tracingPlugin from './plugins/tracing.js';
 import chatCompletionRoutes from './routes/v1/chat-completions.js';
 import embeddingRoutes from './routes/v1/embeddings.js';
 import modelRoutes from './routes/v1/models.js';
@@ -106,7 +107,9 @@ export async function buildApp(config: Config, dependencies: AppDependencies = {
     allowedHosts: isLoopbackHost(config.host) ? splitList(config.allowedHosts) : undefined,
   });
 
-  // First, so it sees every route as it is added (metrics registers one too).
+  // Before any route: a route's request logger (which carries the trace id) is fixed when it is added.
+  await app.register(tracingPlugin);
+  // First of the rest, so it sees every route as it is added (metrics registers one too).
   await app.register(apiDocsPlugin);
   await app.register(lifecyclePlugin);
   await app.register(metricsPlugin, { defaultMetrics: dependencies.defaultMetrics ?? true });

@@ -5,7 +5,17 @@
 import { boolean, ConfigError, integer, number, oneOf, parseValue, secret, string, type SettingSpec } from './config-specs.js';
 
 export { ConfigError } from './config-specs.js';
-export { loadClusterToken, loadUpstreams, parseShardSpec, resolveModelDir, type UpstreamSpec } from './config-sources.js';
+export {
+  loadClusterToken,
+  loadUpstreams,
+  parseDnsServers,
+  parseShardSource,
+  parseShardSpec,
+  resolveModelDir,
+  tracingSettings,
+  type ShardSource,
+  type UpstreamSpec,
+} from './config-sources.js';
 
 export const SETTINGS = {
   host: string('RAGWAY_HOST', '127.0.0.1', 'Address the gateway listens on (0.0.0.0 to accept remote clients).'),
@@ -14,8 +24,17 @@ export const SETTINGS = {
   shards: string(
     'RAGWAY_SHARDS',
     '',
-    '`ragway gateway`: shard URLs; shards separated by `;`, replicas of one shard by `,`.',
+    '`ragway gateway`: shard URLs; shards separated by `;`, replicas of one shard by `,`. Or a DNS name re-resolved while running: `dns+srv://_shard._tcp.NAME?shards=N` (SRV) or `dns://NAME:PORT?shards=N` (A/AAAA); see Discovery in docs/architecture.md.',
   ),
+  shardDnsRefreshMs: integer(
+    'RAGWAY_SHARD_DNS_REFRESH_MS',
+    5_000,
+    'With a DNS shard spec: how often the name is resolved again (replicas that appear or go are followed within about this long).',
+    100,
+    3_600_000,
+  ),
+  shardDnsTimeoutMs: integer('RAGWAY_SHARD_DNS_TIMEOUT_MS', 2_000, 'With a DNS shard spec: limit on one DNS query (tried twice) and on asking a new address which shard it holds.', 10, 60_000),
+  dnsServers: string('RAGWAY_DNS_SERVERS', '', 'DNS servers for shard discovery (`ip` or `ip:port`, comma-separated); empty uses the system resolvers.'),
   shardCount: integer('RAGWAY_SHARD_COUNT', 2, '`ragway start`: shard processes to spawn.', 1, 64),
   shardM: integer('RAGWAY_SHARD_M', 16, 'hnswlib M (graph degree) for new shard indexes.', 2, 128),
   shardEfConstruction: integer('RAGWAY_SHARD_EF_CONSTRUCTION', 200, 'hnswlib efConstruction for new shard indexes.', 1, 10_000),
@@ -344,6 +363,12 @@ export const SETTINGS = {
   admitIngestConcurrency: integer('RAGWAY_ADMIT_INGEST_CONCURRENCY', 16, 'Document writes and deletes running at once.', 1, 1_000_000),
   admitQueueLength: integer('RAGWAY_ADMIT_QUEUE_LENGTH', 256, 'Requests per route class allowed to wait for a slot; beyond it they get 503 at once.', 0, 1_000_000),
   admitQueueTimeoutMs: integer('RAGWAY_ADMIT_QUEUE_TIMEOUT_MS', 1_000, 'Longest a request waits for a slot before it gets 503.', 1, 600_000),
+  tracing: oneOf('RAGWAY_TRACING', ['off', 'otlp'], 'off', 'OpenTelemetry tracing: `otlp` exports spans of the gateway and the shards over OTLP/HTTP (JSON); `ragway start` passes it to its shards.'),
+  otlpEndpoint: string('OTEL_EXPORTER_OTLP_ENDPOINT', '', 'With tracing on: the collector\'s OTLP/HTTP base URL; spans go to `<url>/v1/traces` (empty: `http://localhost:4318`).'),
+  otlpTracesEndpoint: string('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', '', 'With tracing on: the full URL spans are POSTed to (wins over `OTEL_EXPORTER_OTLP_ENDPOINT`).'),
+  serviceName: string('OTEL_SERVICE_NAME', '', '`service.name` of the spans (empty: `ragway-gateway`, `ragway-shard`); `ragway start` names its shards `<name>-shard`.'),
+  resourceAttributes: string('OTEL_RESOURCE_ATTRIBUTES', '', 'More resource attributes of the spans, `key=value` pairs separated by `,`.'),
+  traceSampleRatio: number('RAGWAY_TRACING_SAMPLE_RATIO', 1, 'Fraction of new traces recorded; a caller\'s `traceparent` sampled flag is always followed.', 0, 1),
   logLevel: oneOf('RAGWAY_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info', 'Log level (JSON logs on stdout).'),
 } as const;
 

@@ -3,8 +3,11 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BatcherObserver } from '../embedder/batcher.js';
 import type { CacheLayerObserver } from './cache/lru-layer.js';
-import type { ScatterObserver, ShardView } from '../retriever/scatter.js';
-import type { AntiEntropyStats } from '../shards/protocol.js';
+import type { Coverage, ScatterObserver, ShardView } from '../retriever/scatter.js';
+import type { ReplicaCallOutcome } from '../retriever/replica-set.js';
+import { registerClusterGauges } from './cluster-metrics.js';
+
+const REPLICA_CALL_OUTCOMES: readonly ReplicaCallOutcome[] = ['ok', 'error', 'cancelled'];
 
 export class GatewayMetrics {
   readonly registry = new Registry();
@@ -15,6 +18,12 @@ export class GatewayMetrics {
   readonly embedDropped: Counter;
   readonly embedRejected: Counter;
   readonly shardLatency: Histogram<'shard' | 'outcome'>;
+  readonly replicaLatency: Histogram<'shard' | 'replica' | 'outcome'>;
+  readonly membershipChanges: Counter<'shard' | 'change'>;
+  readonly scatterSearches: Counter<'coverage'>;
+  readonly missingShards: Counter<'shard'>;
+  readonly stageDuration: Histogram<'stage'>;
+  readonly timeToFirstToken: Histogram;
   readonly searchBatchQueries: Histogram;
   readonly hedges: Counter<'shard' | 'result'>;
   readonly replicaTransitions: Counter<'shard' | 'replica' | 'to'>;
@@ -68,6 +77,44 @@ export class GatewayMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
       registers,
     });
+    this.replicaLatency = new Histogram({
+      name: 'ragway_replica_request_duration_seconds',
+      help: 'Search calls to one replica as seen by the gateway, by outcome (ok, error; cancelled: a hedge that lost or a caller that left)',
+      labelNames: ['shard', 'replica', 'outcome'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+      registers,
+    });
+    this.membershipChanges = new Counter({
+      name: 'ragway_replica_membership_changes_total',
+      help: 'Replicas that joined or left a shard through DNS discovery',
+      labelNames: ['shard', 'change'],
+      registers,
+    });
+    this.scatterSearches = new Counter({
+      name: 'ragway_scatter_searches_total',
+      help: 'Scatter-gather search rounds (each a batch of coalesced queries) by coverage: complete, or partial (a shard left out)',
+      labelNames: ['coverage'],
+      registers,
+    });
+    this.missingShards = new Counter({
+      name: 'ragway_scatter_missing_shards_total',
+      help: 'Shards left out of a search round because no replica could answer in time',
+      labelNames: ['shard'],
+      registers,
+    });
+    this.stageDuration = new Histogram({
+      name: 'ragway_stage_duration_seconds',
+      help: 'Time spent in each stage of the searches and answers computed (cache hits run none): embed, search (scatter-gather), rerank, generate',
+      labelNames: ['stage'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.timeToFirstToken = new Histogram({
+      name: 'ragway_time_to_first_token_seconds',
+      help: 'From the start of an answer (cache, retrieval, prompt) to its first generated token',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
     this.cacheLookups = new Counter({
       name: 'ragway_cache_lookups_total',
       help: 'Cache lookups by layer (embeddings, retrieval, answers) and result (hit, miss)',
@@ -112,38 +159,15 @@ export class GatewayMetrics {
     });
   }
 
-  /**
-   * Gauges of every replica's anti-entropy, read from the cluster view at scrape time (the
-   * numbers live in the shards; a replica restart resets its counts, hence gauges).
-   */
-  watchAntiEntropy(cluster: () => Promise<ShardView[]>): void {
-    const gauges: [string, string, (stats: AntiEntropyStats) => number | null][] = [
-      ['ragway_replica_anti_entropy_rounds', 'Anti-entropy rounds a replica completed with its peers since it started', (s) => s.rounds],
-      ['ragway_replica_anti_entropy_documents_repaired', 'Documents a replica pulled from a peer that changed it, since it started', (s) => s.documents_repaired],
-      ['ragway_replica_anti_entropy_last_differences', 'Documents that differed from the peer in the last anti-entropy round', (s) => s.last_differences],
-      [
-        'ragway_replica_anti_entropy_last_sync_age_seconds',
-        'Seconds since the last completed anti-entropy round',
-        (s) => (s.last_sync_at_ms === null ? null : (Date.now() - s.last_sync_at_ms) / 1000),
-      ],
-    ];
-    for (const [name, help, value] of gauges) {
-      new Gauge({
-        name,
-        help,
-        labelNames: ['shard', 'replica'],
-        registers: [this.registry],
-        async collect() {
-          this.reset();
-          for (const shard of await cluster().catch(() => [])) {
-            for (const replica of shard.replicas) {
-              const v = replica.anti_entropy === null ? null : value(replica.anti_entropy);
-              if (v !== null) this.set({ shard: String(shard.shard), replica: replica.url }, v);
-            }
-          }
-        },
-      });
-    }
+  /** Per-replica health, load and anti-entropy, and replicas per shard, read from the cluster view at scrape time (cluster-metrics.ts). */
+  watchCluster(cluster: () => Promise<ShardView[]>): void {
+    registerClusterGauges(this.registry, cluster);
+  }
+
+  /** Coverage of one scatter-gather search round (a batch of coalesced queries). */
+  observeCoverage(coverage: Coverage): void {
+    this.scatterSearches.inc({ coverage: coverage.partial ? 'partial' : 'complete' });
+    for (const missing of coverage.missing ?? []) this.missingShards.inc({ shard: String(missing.shard) });
   }
 
   observeSemanticLookup(similarity: number | undefined, outcome: string): void {
@@ -179,6 +203,15 @@ export class GatewayMetrics {
       onHedgeWon: (shard) => this.hedges.inc({ shard: String(shard), result: 'won' }),
       onReplicaEjected: (shard, url) => this.replicaTransitions.inc({ shard: String(shard), replica: url, to: 'ejected' }),
       onReplicaRestored: (shard, url) => this.replicaTransitions.inc({ shard: String(shard), replica: url, to: 'restored' }),
+      onReplicaCall: (shard, url, seconds, outcome) => this.replicaLatency.observe({ shard: String(shard), replica: url, outcome }, seconds),
+      onReplicaAdded: (shard) => this.membershipChanges.inc({ shard: String(shard), change: 'joined' }),
+      onReplicaRemoved: (shard, url) => {
+        this.membershipChanges.inc({ shard: String(shard), change: 'left' });
+        // Replicas are a bounded set only if those that left stop being exported.
+        for (const outcome of REPLICA_CALL_OUTCOMES) this.replicaLatency.remove({ shard: String(shard), replica: url, outcome });
+        for (const to of ['ejected', 'restored']) this.replicaTransitions.remove({ shard: String(shard), replica: url, to });
+      },
+      onCoverage: (coverage) => this.observeCoverage(coverage),
     };
   }
 }

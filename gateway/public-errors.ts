@@ -3,7 +3,7 @@
 // a shard's error body, a local exception's text). A client gets the same sentence with each
 // replica named by shard and replica index and the causes cut; the full message, with its
 // cause chain, goes to the log under the request id the client is told.
-import { parseShardSpec } from './config.js';
+import { parseShardSource } from './config.js';
 
 const CAUSES: readonly [RegExp, string][] = [
   // "… unavailable: connect ECONNREFUSED 127.0.0.1:7001" / "… failed: Maximum call stack size exceeded"
@@ -23,7 +23,10 @@ function normalize(url: string): string {
 export function replicaNames(shardSpec: string): Map<string, string> {
   const names = new Map<string, string>();
   if (shardSpec.trim() === '') return names;
-  parseShardSpec(shardSpec).forEach((urls, shard) =>
+  const source = parseShardSource(shardSpec);
+  // Discovered replicas have no fixed names: their URLs are cut as any internal address is.
+  if (source.kind === 'dns') return names;
+  source.shards.forEach((urls, shard) =>
     urls.forEach((url, replica) => names.set(normalize(url), `shard-${shard} replica ${replica}`)),
   );
   return names;

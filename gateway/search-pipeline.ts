@@ -16,7 +16,9 @@ import type { CacheControl, CacheStatus, CachedRetrieval, Caches } from './cache
 import { createError, throwIfAborted } from '../core/errors.js';
 import type { Coverage, SearchHit, SearchTimings } from './schemas.js';
 import { roundMs } from './timing.js';
-import type { RerankInfo, RerankRequest, RerankStage } from './rerank/stage.js';
+import type { RerankInfo, RerankRequest, RerankStage, WarnLog } from './rerank/stage.js';
+import type { TraceSpan } from '../core/tracing.js';
+import { SpanShardTrace } from './tracing/shard-trace.js';
 
 /** Scatter or SearchCoalescer: anything that searches all shards for one vector. */
 export type VectorSearch = Pick<Scatter, 'search'>;
@@ -54,6 +56,10 @@ export interface SearchInput {
   bm25?: Bm25Params | undefined;
   /** Rerank the first top_n candidates and keep the best k (text queries only). */
   rerank?: RerankRequest | undefined;
+  /** The span the stages' spans go under (the request's, or the answer's); absent when tracing is off. */
+  trace?: TraceSpan | undefined;
+  /** The request's logger, for what a stage reports about this request (a reranker failing open). */
+  log?: WarnLog | undefined;
 }
 
 export interface SearchOutput {
@@ -67,6 +73,10 @@ export interface SearchOutput {
   /** Present when reranking was asked for: whether it was applied, and why not. */
   rerank?: RerankInfo;
 }
+
+export type SearchStage = 'embed' | 'search' | 'rerank';
+/** Told how long each stage of a computed search took, in seconds (single-flight followers and cache hits run none). */
+export type StageObserver = (stage: SearchStage, seconds: number) => void;
 
 interface Computed extends CachedRetrieval {
   epochs: number[];
@@ -82,12 +92,23 @@ export class SearchPipeline {
   readonly #embeddingFlights = new SingleFlight<Float32Array>();
 
   readonly #reranker: RerankStage | undefined;
+  readonly #onStage: StageObserver | undefined;
 
-  constructor(batcher: EmbeddingBatcher, shards: VectorSearch, caches?: Caches, reranker?: RerankStage) {
+  constructor(batcher: EmbeddingBatcher, shards: VectorSearch, caches?: Caches, reranker?: RerankStage, onStage?: StageObserver) {
     this.#batcher = batcher;
     this.#shards = shards;
     this.#caches = caches;
     this.#reranker = reranker;
+    this.#onStage = onStage;
+  }
+
+  /** Metrics: a stage that ran (cache hits run none); a throwing observer is ignored. */
+  #observe(stage: SearchStage, ms: number): void {
+    try {
+      this.#onStage?.(stage, ms / 1000);
+    } catch {
+      // A broken metric must never fail a search.
+    }
   }
 
   get modelId(): string {
@@ -116,6 +137,22 @@ export class SearchPipeline {
   }
 
   async search(request: SearchInput, callerSignal?: AbortSignal): Promise<SearchOutput> {
+    const output =
+      request.trace === undefined
+        ? await this.#searchAndRerank(request, callerSignal)
+        : // One span for the retrieval; the stages below open theirs under it.
+          await request.trace.run('retrieve', { 'ragway.retrieval.mode': request.mode ?? 'vector', 'ragway.k': request.k }, async (span) => {
+            const found = await this.#searchAndRerank({ ...request, trace: span }, callerSignal);
+            span.set('ragway.cache.result', found.cache).set('ragway.coverage.partial', found.coverage.partial).set('ragway.results', found.results.length);
+            return found;
+          });
+    const { coverage } = output;
+    // The request's own line (reqId, trace id): which shards it went without, and why.
+    if (coverage.partial) request.log?.warn({ coverage }, `answered without ${coverage.shards_total - coverage.shards_ok} of ${coverage.shards_total} shards`);
+    return output;
+  }
+
+  async #searchAndRerank(request: SearchInput, callerSignal?: AbortSignal): Promise<SearchOutput> {
     const rerank = request.rerank;
     if (rerank === undefined) return this.#search(request, callerSignal);
     const started = performance.now();
@@ -123,10 +160,17 @@ export class SearchPipeline {
     // The candidates are retrieved (and cached) as a search for top_n with text, whatever the
     // request shows: the reranker reads the text.
     const retrieved = await this.#search({ ...request, k: reranker.candidates(rerank, request.k), includeText: true, rerank: undefined }, callerSignal);
-    const reranked = await reranker.rerank(
-      { query: request.query ?? '', hits: retrieved.results, keep: request.k, request: rerank, cache: request.cache },
-      callerSignal,
-    );
+    const rerankInput = { query: request.query ?? '', hits: retrieved.results, keep: request.k, request: rerank, cache: request.cache, log: request.log };
+    const reranked =
+      request.trace === undefined
+        ? await reranker.rerank(rerankInput, callerSignal)
+        : await request.trace.run('rerank', { 'ragway.rerank.model': reranker.modelId }, async (span) => {
+            const result = await reranker.rerank(rerankInput, callerSignal);
+            span.set('ragway.rerank.applied', result.info.applied).set('ragway.rerank.candidates', result.info.candidates);
+            if (!result.info.applied) span.set('ragway.rerank.failure', result.info.code);
+            return result;
+          });
+    this.#observe('rerank', reranked.ms);
     const results = request.includeText ? reranked.hits : reranked.hits.map(({ text: _text, ...hit }) => hit);
     return {
       ...retrieved,
@@ -167,8 +211,10 @@ export class SearchPipeline {
     const epochs = this.#caches?.epochs;
     const key = layer !== undefined && mode !== 'bypass' ? this.retrievalKey(input) : undefined;
     if (key !== undefined && mode === 'default' && layer !== undefined && epochs !== undefined) {
+      const lookup = input.trace?.child('cache lookup', { 'ragway.cache.layer': 'retrieval' });
       const current = epochs.current();
       const hit = layer.get(key, current);
+      lookup?.set('ragway.cache.result', hit === undefined ? 'miss' : 'hit').end();
       if (hit !== undefined) return this.#output({ ...hit, epochs: [...current], embedMs: 0, searchMs: 0 }, 'hit', started);
     }
 
@@ -206,7 +252,12 @@ export class SearchPipeline {
   }
 
   /** The embedding of exactly this text (callers pass normalizeQuery's), through the embedding cache and single-flight. */
-  async embedQuery(query: string, signal?: AbortSignal, mode: CacheControl['mode'] = 'default'): Promise<Float32Array> {
+  async embedQuery(query: string, signal?: AbortSignal, mode: CacheControl['mode'] = 'default', trace?: TraceSpan): Promise<Float32Array> {
+    if (trace === undefined) return this.#embedQuery(query, signal, mode);
+    return trace.run('embed', { 'ragway.embed.model': this.modelId }, (span) => this.#embedQuery(query, signal, mode, span));
+  }
+
+  async #embedQuery(query: string, signal: AbortSignal | undefined, mode: CacheControl['mode'], span?: TraceSpan): Promise<Float32Array> {
     const layer = this.#caches?.embeddings;
     const embed = async (embedSignal?: AbortSignal): Promise<Float32Array> => {
       const { vectors } = await this.#batcher.embed([query], { signal: embedSignal, param: 'query' });
@@ -217,9 +268,11 @@ export class SearchPipeline {
     const key = `${this.modelId}\u0000${query}`;
     if (mode === 'default') {
       const hit = layer.get(key);
+      span?.set('ragway.cache.result', hit === undefined ? 'miss' : 'hit');
       if (hit !== undefined) return hit;
     }
     const { value, shared } = await this.#embeddingFlights.run(key, embed, signal);
+    if (shared) span?.set('ragway.cache.result', 'coalesced');
     if (!shared) layer.set(key, value);
     return value;
   }
@@ -238,7 +291,7 @@ export class SearchPipeline {
         ? input.vector instanceof Float32Array
           ? input.vector
           : Float32Array.from(input.vector)
-        : (input.queryVector ?? (await this.embedQuery(input.query ?? '', signal, input.cache?.mode)));
+        : (input.queryVector ?? (await this.embedQuery(input.query ?? '', signal, input.cache?.mode, input.trace)));
     const embedded = performance.now();
     throwIfAborted(signal);
     // Without an ef, each shard uses its own --ef (raised to k there).
@@ -254,10 +307,18 @@ export class SearchPipeline {
       includeMetadata: input.includeMetadata,
     };
     const modeOptions: ModeOptions = { mode, rrfK: input.rrfK, alpha: input.alpha, mmrLambda: input.mmrLambda, candidates: input.candidates, bm25: input.bm25 };
-    const result =
+    const scatter = (shardOptions: typeof options & { trace?: SpanShardTrace }): ReturnType<VectorSearch['search']> =>
       mode === 'vector' && input.mmrLambda === undefined
-        ? await this.#shards.search(vector, options, signal)
-        : await searchByMode(this.#shards, { vector, text: input.query }, options, modeOptions, signal);
+        ? this.#shards.search(vector, shardOptions, signal)
+        : searchByMode(this.#shards, { vector, text: input.query }, shardOptions, modeOptions, signal);
+    const result =
+      input.trace === undefined
+        ? await scatter(options)
+        : await input.trace.run('search shards', { 'ragway.retrieval.mode': mode }, async (span) => {
+            const found = await scatter({ ...options, trace: new SpanShardTrace(span) });
+            span.set('ragway.coverage.shards_ok', found.coverage.shards_ok).set('ragway.coverage.shards_total', found.coverage.shards_total);
+            return found;
+          });
     if (!result.namespaceFound && namespace !== DEFAULT_NAMESPACE) {
       throw createError('RAGWAY_ERR_NAMESPACE_NOT_FOUND', `namespace "${namespace}" has no documents on any shard`, {
         param: 'namespace',
@@ -266,12 +327,15 @@ export class SearchPipeline {
     // A query made only of words the model does not know embeds to zeros: it is similar to
     // nothing (every score would be 0), so it matches nothing rather than returning noise.
     const results = mode === 'vector' && vector !== undefined && vector.every((value) => value === 0) ? [] : result.hits;
+    const searched = performance.now();
+    if (mode !== 'lexical' && input.vector === undefined && input.queryVector === undefined) this.#observe('embed', embedded - started);
+    this.#observe('search', searched - embedded);
     return {
       results,
       coverage: result.coverage,
       epochs: result.epochs,
       embedMs: embedded - started,
-      searchMs: performance.now() - embedded,
+      searchMs: searched - embedded,
     };
   }
 

@@ -19,18 +19,19 @@ export class HedgePolicy {
   /** This shard's recent search latencies (every replica's), the percentile's source. */
   readonly latencies: LatencyWindow;
   readonly #options: HedgeOptions;
-  readonly #replicaCount: number;
+  /** The set's replicas (read live: discovery adds and removes them). */
+  readonly #replicas: { readonly length: number };
   #tokens = 0;
 
-  constructor(options: HedgeOptions, replicaCount: number, window: number) {
+  constructor(options: HedgeOptions, replicas: { readonly length: number }, window: number) {
     this.#options = options;
-    this.#replicaCount = replicaCount;
+    this.#replicas = replicas;
     this.latencies = new LatencyWindow(window);
   }
 
   /** The delay after which a search is hedged now; undefined while hedging is off or unsure. */
   get delayMs(): number | undefined {
-    if (!this.#options.enabled || this.#replicaCount < 2) return undefined;
+    if (!this.#options.enabled || this.#replicas.length < 2) return undefined;
     if (this.latencies.count < this.#options.minSamples) return undefined;
     const percentile = this.latencies.percentile(this.#options.percentile);
     return percentile === undefined ? undefined : Math.max(this.#options.minDelayMs, percentile);

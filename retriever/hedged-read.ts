@@ -12,8 +12,9 @@ import type { Replica } from './replica.js';
 import { panicCandidates, pickReplica } from './replica-choice.js';
 import { classify, describeFailure, type ReplicaMessages } from './replica-failure.js';
 import type { ReplicaMembership } from './replica-membership.js';
-import type { ReplicaSetCounters, ReplicaSetObserver } from './replica-types.js';
+import type { ReplicaCallOutcome, ReplicaSetCounters, ReplicaSetObserver } from './replica-types.js';
 import type { ShardCallOptions, ShardClient } from './shard-client.js';
+import type { ShardCallResult, ShardCallSpan } from './call-trace.js';
 
 export type ReplicaCall<T> = (client: ShardClient, signal: AbortSignal, options: ShardCallOptions | undefined) => Promise<T>;
 
@@ -45,6 +46,10 @@ interface Attempt {
   hedge: boolean;
   /** Given up on by us (another attempt won, the caller left, the deadline passed). */
   cancelled: boolean;
+  /** What the call is sent with: the read's deadline, and this attempt's trace headers. */
+  options: ShardCallOptions | undefined;
+  /** Tracing on only. */
+  span: ShardCallSpan | undefined;
 }
 
 /** A replica out of rotation that a panic recheck found still unable to serve: why, for the message. */
@@ -142,9 +147,14 @@ class HedgedRead<T> {
     }
   }
 
-  #endAttempt(attempt: Attempt): number {
+  #endAttempt(attempt: Attempt, result: ShardCallResult, error?: unknown): number {
     this.#attempts.delete(attempt);
     attempt.replica.inFlight -= 1;
+    if (attempt.span !== undefined) {
+      const cancelled = attempt.cancelled || this.#settled;
+      // Read before settling: a hedge that answers first is the one that wins.
+      attempt.span.end(cancelled ? 'cancelled' : result, { hedgeWon: attempt.hedge && result === 'ok' && !cancelled, error });
+    }
     return performance.now() - attempt.started;
   }
 
@@ -155,12 +165,18 @@ class HedgedRead<T> {
     if (panic) replica = panicCandidates(this.#context.membership.replicas, this.#tried)[0];
     if (replica === undefined) return false;
     this.#tried.add(replica);
-    const attempt: Attempt = { replica, controller: new AbortController(), started: performance.now(), hedge, cancelled: false };
+    const attempt: Attempt = { replica, controller: new AbortController(), started: performance.now(), hedge, cancelled: false, options: this.#perCall, span: undefined };
+    const trace = this.#request.options?.trace;
+    if (trace !== undefined) {
+      const span = trace.startCall({ operation: this.#request.operation, shard: this.#context.shard, replica: replica.url, hedge });
+      attempt.span = span;
+      attempt.options = { ...this.#perCall, traceparent: span.traceparent, ...(span.tracestate !== undefined ? { tracestate: span.tracestate } : {}) };
+    }
     this.#attempts.add(attempt);
     replica.inFlight += 1;
     let pending: Promise<T>;
     try {
-      pending = panic ? this.#recheckThenCall(attempt) : this.#request.call(replica.client, attempt.controller.signal, this.#perCall);
+      pending = panic ? this.#recheckThenCall(attempt) : this.#request.call(replica.client, attempt.controller.signal, attempt.options);
     } catch (err) {
       pending = Promise.reject(err);
     }
@@ -183,15 +199,17 @@ class HedgedRead<T> {
     if (attempt.cancelled) throw createError('RAGWAY_ERR_CLIENT_CLOSED', `${this.#context.label}: the read ended during a recheck`);
     if (error !== undefined) throw new Unservable(describeFailure(replica, error));
     if (!replica.readable) throw new Unservable(messages.unreadableReason(replica));
-    return this.#request.call(replica.client, attempt.controller.signal, this.#perCall);
+    return this.#request.call(replica.client, attempt.controller.signal, attempt.options);
   }
 
   #onSuccess(attempt: Attempt, value: T): void {
-    const elapsed = this.#endAttempt(attempt);
+    const elapsed = this.#endAttempt(attempt, 'ok');
     if (attempt.cancelled || this.#settled) {
       noteCancelled(attempt.replica, elapsed);
+      this.#observe(attempt, elapsed, 'cancelled');
       return;
     }
+    this.#observe(attempt, elapsed, 'ok');
     this.#recordSuccess(attempt.replica, elapsed);
     // The loser's answer is no longer wanted: free its connection and the shard's time.
     this.#cancelAll(createError('RAGWAY_ERR_CLIENT_CLOSED', `${this.#context.label}: another replica answered first`));
@@ -203,13 +221,15 @@ class HedgedRead<T> {
   }
 
   #onFailure(attempt: Attempt, err: unknown): void {
-    const elapsed = this.#endAttempt(attempt);
+    const elapsed = this.#endAttempt(attempt, 'error', err);
     if (attempt.cancelled || this.#settled) {
       noteCancelled(attempt.replica, elapsed);
+      this.#observe(attempt, elapsed, 'cancelled');
       return;
     }
     const { signal } = this.#request;
     if (signal?.aborted) {
+      this.#observe(attempt, elapsed, 'cancelled');
       this.#fail(abortError(signal));
       return;
     }
@@ -220,6 +240,8 @@ class HedgedRead<T> {
       return;
     }
     const kind = classify(err);
+    // A 4xx is an answer (the caller's mistake); a local exception says nothing about the replica.
+    if (kind !== 'local') this.#observe(attempt, elapsed, kind === 'fatal' ? 'ok' : 'error');
     if (kind === 'fatal') {
       // The replica answered, just not with data: it is alive.
       attempt.replica.consecutiveFailures = 0;
@@ -249,6 +271,16 @@ class HedgedRead<T> {
       return;
     }
     this.#fail(this.#unavailableError());
+  }
+
+  /** Per-replica call metrics, for searches (the calls whose latency the dashboards show). */
+  #observe(attempt: Attempt, elapsedMs: number, outcome: ReplicaCallOutcome): void {
+    // A call that ends after its replica left the set (discovery) is not reported: the replica's
+    // series are gone by then, and reporting it would bring them back for good.
+    if (!this.#request.hedgeable || attempt.replica.retired) return;
+    const { shard } = this.#context;
+    const { url } = attempt.replica;
+    this.#context.emit((observer) => observer.onReplicaCall?.(shard, url, elapsedMs / 1000, outcome));
   }
 
   #recordSuccess(replica: Replica, elapsedMs: number): void {

@@ -150,6 +150,10 @@ export class HttpShardClient implements ShardClient {
     const headers = this.baseHeaders();
     if (options?.namespaces !== undefined) headers[NAMESPACES_HEADER] = formatNamespaceScope(options.namespaces);
     if (body !== undefined) headers['content-type'] = 'application/json';
+    if (options?.traceparent !== undefined) {
+      headers['traceparent'] = options.traceparent;
+      if (options.tracestate !== undefined) headers['tracestate'] = options.tracestate;
+    }
     // Outside the transport's try: a body that cannot be serialised never reached the shard,
     // and must not be reported (or counted) as the shard being unavailable.
     const payload = body === undefined ? null : this.serialise(method, path, body);

@@ -56,6 +56,8 @@ export class ReplicaMessages {
   }
 
   failed(failed: number, operation: string, reasons: readonly string[]): string {
+    // A discovered shard whose replicas all left (or none has been found yet): a coverage gap.
+    if (this.replicas.length === 0) return `${this.label}: no replica of this shard is known (${operation}): none has been discovered, or all have left`;
     return `${this.label}: ${failed} of ${this.replicas.length} replicas failed (${operation}): ${reasons.join('; ')}`;
   }
 

@@ -38,9 +38,10 @@ export class ReplicaMembership {
     return this.#options.ejection;
   }
 
-  /** Time since the least recently contacted replica was asked for stats; Infinity before all were. */
+  /** Time since the least recently contacted replica was asked for stats; Infinity before all were (0 with none). */
   get viewAgeMs(): number {
     const now = Date.now();
+    if (this.replicas.length === 0) return 0;
     return Math.max(...this.replicas.map((replica) => (replica.checkedAt === 0 ? Infinity : now - replica.checkedAt)));
   }
 
@@ -48,7 +49,7 @@ export class ReplicaMembership {
     replica.consecutiveFailures += 1;
     replica.contactFailed = true;
     replica.lastError = describe(err);
-    if (!replica.ejected && replica.consecutiveFailures >= this.#options.ejection.failures) this.#eject(replica);
+    if (!replica.ejected && !replica.retired && replica.consecutiveFailures >= this.#options.ejection.failures) this.#eject(replica);
   }
 
   noteStats(replica: Replica, stats: StatsResponse): void {
@@ -68,7 +69,7 @@ export class ReplicaMembership {
       this.replicas.map(async (replica) => {
         if (replica.ejected || replica.probing || replica.probeTimer !== undefined) return;
         const error = await this.#contact(replica);
-        if (this.#closed) return;
+        if (this.#closed || replica.retired) return;
         if (error !== undefined) this.recordFailure(replica, error);
         else if (!replica.readable) this.#scheduleProbe(replica, this.#options.ejection.baseBackoffMs);
       }),
@@ -105,6 +106,16 @@ export class ReplicaMembership {
     }
   }
 
+  /**
+   * A replica that left the set (replica-changes.ts): its timers stop and no contact still under
+   * way schedules another. Calls already in flight to it finish on their own.
+   */
+  forget(replica: Replica): void {
+    replica.retired = true;
+    clearTimeout(replica.probeTimer);
+    replica.probeTimer = undefined;
+  }
+
   #eject(replica: Replica): void {
     replica.ejected = true;
     replica.backoffMs = this.#options.ejection.baseBackoffMs;
@@ -113,7 +124,7 @@ export class ReplicaMembership {
   }
 
   #scheduleProbe(replica: Replica, delayMs: number): void {
-    if (this.#closed) return;
+    if (this.#closed || replica.retired) return;
     clearTimeout(replica.probeTimer);
     // Jitter (50–100 %) so replicas ejected together are not probed in lockstep.
     const delay = Math.max(1, Math.round(delayMs * (0.5 + this.#options.random() * 0.5)));
@@ -129,7 +140,7 @@ export class ReplicaMembership {
   async recheck(replica: Replica): Promise<unknown> {
     if (replica.contact !== undefined) return replica.contact;
     const contact = this.#contact(replica).then((error) => {
-      if (!this.#closed) this.#afterContact(replica, error);
+      if (!this.#closed && !replica.retired) this.#afterContact(replica, error);
       return error;
     });
     replica.contact = contact;

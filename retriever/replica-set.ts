@@ -5,7 +5,8 @@
 // hedged-read.ts (failover and hedging of one read), hedge-policy.ts (when to hedge and the
 // budget for it), replica-writes.ts (the write fan-out), replica-membership.ts (ejection,
 // probing and the background refresh), replica-failure.ts (what a failure means, and the
-// messages). This file wires them together and answers the cluster view.
+// messages), replica-changes.ts (replicas joining and leaving). This file wires them together
+// and answers the cluster view.
 import { abortError, createError, isRagwayError } from '../core/errors.js';
 import type {
   DeleteRequest,
@@ -24,6 +25,7 @@ import { HttpShardClient, type HttpShardClientOptions } from './http-shard-clien
 import { Replica, urlOf } from './replica.js';
 import { describeFailure, ReplicaMessages } from './replica-failure.js';
 import { ReplicaMembership } from './replica-membership.js';
+import { joinReplica, retireReplica, type ChangeContext } from './replica-changes.js';
 import {
   safeEmit,
   type EjectionOptions,
@@ -42,6 +44,7 @@ export type {
   EjectionOptions,
   HedgeOptions,
   ReplicaAck,
+  ReplicaCallOutcome,
   ReplicaSetCounters,
   ReplicaSetObserver,
   ReplicaSetOptions,
@@ -64,6 +67,7 @@ export class ReplicaSet implements ShardClient {
   readonly #hedge: HedgePolicy;
   readonly #counters: ReplicaSetCounters = { searches: 0, hedges: 0, hedgesWon: 0, failovers: 0 };
   readonly #read: ReadContext;
+  readonly #changes: ChangeContext;
 
   /** HTTP replicas from URLs, labelled after the shard (what the gateway builds from its spec). */
   static fromUrls(urls: readonly string[], options: ReplicaSetOptions & { http?: HttpShardClientOptions } = {}): ReplicaSet {
@@ -76,12 +80,15 @@ export class ReplicaSet implements ShardClient {
   }
 
   constructor(clients: readonly ShardClient[], options: ReplicaSetOptions = {}) {
-    if (clients.length === 0) throw createError('RAGWAY_ERR_INVALID_REQUEST', 'a replica set needs at least one replica');
+    if (clients.length === 0 && options.discovered !== true) {
+      throw createError('RAGWAY_ERR_INVALID_REQUEST', 'a replica set needs at least one replica');
+    }
     this.shard = options.shard ?? 0;
     this.label = options.label ?? `shard-${this.shard}`;
     this.name = this.label;
     const window = options.latencyWindow ?? DEFAULT_LATENCY_WINDOW;
-    this.#replicas = clients.map((client) => new Replica(client, urlOf(client), window));
+    const create = (client: ShardClient, url: string): Replica => new Replica(client, url, window);
+    this.#replicas = clients.map((client) => create(client, urlOf(client)));
     const ejection = { ...DEFAULT_EJECTION, ...options.ejection };
     const observer: ReplicaSetObserver = options.observer ?? {};
     const emit = (hook: (observer: ReplicaSetObserver) => void): void => safeEmit(observer, hook);
@@ -95,7 +102,7 @@ export class ReplicaSet implements ShardClient {
       probeTimeoutMs: options.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS,
     });
     this.#messages = new ReplicaMessages(this.label, this.#replicas, ejection.failures);
-    this.#hedge = new HedgePolicy({ ...DEFAULT_HEDGE, ...options.hedge }, this.#replicas.length, window);
+    this.#hedge = new HedgePolicy({ ...DEFAULT_HEDGE, ...options.hedge }, this.#replicas, window);
     this.#read = {
       shard: this.shard,
       label: this.label,
@@ -106,6 +113,30 @@ export class ReplicaSet implements ShardClient {
       random,
       emit,
     };
+    this.#changes = { shard: this.shard, replicas: this.#replicas, membership: this.#membership, emit, create };
+  }
+
+  /** The replicas' URLs, in the set's order. */
+  get urls(): string[] {
+    return this.#replicas.map((replica) => replica.url);
+  }
+
+  /**
+   * Adds a replica (discovery): it takes writes at once and reads once a probe finds it ready.
+   * False, and nothing changes, when a replica with its URL is already in the set.
+   */
+  addReplica(client: ShardClient): boolean {
+    return joinReplica(this.#changes, client);
+  }
+
+  /** Removes a replica (discovery); resolves once its in-flight calls are over and its client closed. */
+  removeReplica(url: string): Promise<boolean> {
+    return retireReplica(this.#changes, url);
+  }
+
+  /** The shard index the replica reported in its latest stats (`ragway shard --shard-index`), if any. */
+  reportedShardIndex(url: string): number | undefined {
+    return this.#replicas.find((replica) => replica.url === url)?.stats?.shard_index;
   }
 
   /** The replicas' clients, in the order given. */
@@ -153,11 +184,13 @@ export class ReplicaSet implements ShardClient {
    * deployment mistake); replicas that merely do not answer are tolerated while one does.
    */
   async check(expectedDim: number, signal?: AbortSignal): Promise<StatsResponse> {
-    const outcomes = await Promise.allSettled(this.#replicas.map((replica) => checkShard(replica.client, expectedDim, signal)));
+    // A snapshot: discovery may change the set while the checks run.
+    const replicas = [...this.#replicas];
+    const outcomes = await Promise.allSettled(replicas.map((replica) => checkShard(replica.client, expectedDim, signal)));
     let first: StatsResponse | undefined;
     const failures: string[] = [];
     outcomes.forEach((outcome, index) => {
-      const replica = this.#replicas[index] as Replica;
+      const replica = replicas[index] as Replica;
       if (outcome.status === 'fulfilled') {
         this.#membership.noteStats(replica, outcome.value);
         first ??= outcome.value;

@@ -37,7 +37,18 @@ export interface ReplicaSetObserver {
   onHedgeWon?(shard: number): void;
   onReplicaEjected?(shard: number, url: string): void;
   onReplicaRestored?(shard: number, url: string): void;
+  /**
+   * One search call to one replica ended: answered (`ok`), failed (`error`: transport, timeout,
+   * 5xx), or given up on by the gateway (`cancelled`: a hedge that lost, a caller that left).
+   */
+  onReplicaCall?(shard: number, url: string, seconds: number, outcome: ReplicaCallOutcome): void;
+  /** A replica joined the set (discovery). */
+  onReplicaAdded?(shard: number, url: string): void;
+  /** A replica left the set (discovery): per-replica series for it can go. */
+  onReplicaRemoved?(shard: number, url: string): void;
 }
+
+export type ReplicaCallOutcome = 'ok' | 'error' | 'cancelled';
 
 export interface ReplicaSetOptions {
   /** Shard index, passed to observer hooks and used in the default label. Default 0. */
@@ -55,6 +66,11 @@ export interface ReplicaSetOptions {
   latencyWindow?: number;
   /** Source of randomness for P2C and jitter (tests pass a seeded one). Default Math.random. */
   random?: () => number;
+  /**
+   * The replicas are discovered (addReplica/removeReplica): the set may start, or become, empty,
+   * and then fails every call as unavailable — the shard shows as a coverage gap. Default false.
+   */
+  discovered?: boolean;
 }
 
 /** What one replica did with a write. */

@@ -49,8 +49,11 @@ export async function writeToReplicas<T extends object>(
       replica.inFlight -= 1;
     }
   };
+  // A snapshot: discovery may add or remove replicas while the write runs, and the second pass
+  // below matches outcomes to replicas by position.
+  const targets = [...membership.replicas];
   const outcomes = await Promise.all(
-    membership.replicas.map(async (replica): Promise<Outcome<T>> => {
+    targets.map(async (replica): Promise<Outcome<T>> => {
       if (replica.ejected) {
         // Not sent: it would most likely fail too, and it catches up from its peers on return.
         return { ack: { url: replica.url, ok: false, error: messages.unreadableReason(replica), code: 'RAGWAY_ERR_SHARD_UNAVAILABLE' }, skipped: true };
@@ -62,7 +65,7 @@ export async function writeToReplicas<T extends object>(
   if (!signal?.aborted && nobodyTookIt && outcomes.some((outcome) => outcome.skipped === true)) {
     await Promise.all(
       outcomes.map(async (outcome, index) => {
-        if (outcome.skipped === true) outcomes[index] = await send(membership.replicas[index] as Replica);
+        if (outcome.skipped === true) outcomes[index] = await send(targets[index] as Replica);
       }),
     );
   }

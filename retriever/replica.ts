@@ -42,6 +42,8 @@ export class Replica {
   statsAt = 0;
   /** Last stats request, answered or not. */
   checkedAt = 0;
+  /** Left the set (discovery no longer finds it): no probe is scheduled for it again. */
+  retired = false;
 
   constructor(
     readonly client: ShardClient,

@@ -4,6 +4,7 @@ import type { Bm25Params, Chunk, LexicalStats, ShardHit } from '../shards/protoc
 import type { Coverage } from './coverage.js';
 import type { ReplicaAck, ReplicaSetObserver, ReplicaView } from './replica-types.js';
 import type { VersionClock } from './version-clock.js';
+import type { ShardCallTrace } from './call-trace.js';
 
 /** The shard search endpoint's limit on queries per request (SearchRequest.queries maxItems). */
 export const MAX_QUERIES_PER_REQUEST = 1024;
@@ -21,6 +22,8 @@ export interface ScatterObserver extends ReplicaSetObserver {
    * about the shard.
    */
   onShardLatency?(shardIndex: number, seconds: number, ok: boolean): void;
+  /** The coverage of each search round (one batch request per shard). */
+  onCoverage?(coverage: Coverage): void;
 }
 
 /** A lexical (BM25) query: text, and the global statistics to score with (retriever/lexical-search.ts). */
@@ -70,9 +73,14 @@ export interface CompletenessOptions {
   requireComplete?: boolean;
 }
 
-export interface BatchSearchOptions extends IncludeOptions, DeadlineOptions, ScopeOptions, CompletenessOptions {}
+export interface TraceOptions {
+  /** Opens a span per replica call, whose context the shard continues; absent when tracing is off. */
+  trace?: ShardCallTrace | undefined;
+}
 
-export interface SearchOptions extends IncludeOptions, DeadlineOptions, ScopeOptions, CompletenessOptions {
+export interface BatchSearchOptions extends IncludeOptions, DeadlineOptions, ScopeOptions, CompletenessOptions, TraceOptions {}
+
+export interface SearchOptions extends IncludeOptions, DeadlineOptions, ScopeOptions, CompletenessOptions, TraceOptions {
   k: number;
   namespace: string;
   filter?: Record<string, unknown>;

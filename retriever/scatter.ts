@@ -145,7 +145,7 @@ export class Scatter {
         return response;
       },
       signal,
-      { deadline: options.deadline, requireComplete: options.requireComplete === true, namespaces: options.namespaces },
+      { deadline: options.deadline, requireComplete: options.requireComplete === true, namespaces: options.namespaces, trace: options.trace },
     );
 
     const results = queries.map((query, q): QueryHits => {
@@ -163,9 +163,15 @@ export class Scatter {
       if (termStats !== undefined) merged.termStats = termStats;
       return merged;
     });
+    const coverage = coverageOf(total, missing);
+    try {
+      this.observer.onCoverage?.(coverage);
+    } catch {
+      // A broken metric must never fail a search.
+    }
     return {
       results,
-      coverage: coverageOf(total, missing),
+      coverage,
       epochs: values.map((response) => response?.epoch ?? -1),
       tookMs,
     };

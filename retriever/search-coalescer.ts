@@ -22,12 +22,14 @@ import { abortError, createError, isRagwayError, throwIfAborted } from '../core/
 import type { IncludeOptions, Scatter, ScatterQuery, ScatterSearchResult, SearchOptions } from './scatter.js';
 import { MAX_QUERIES_PER_REQUEST, coverageError } from './scatter.js';
 import { formatNamespaceScope } from '../shards/access.js';
+import type { ShardCallTrace } from './call-trace.js';
 
 interface Pending {
   query: ScatterQuery;
   signal: AbortSignal | undefined;
   deadline: number | undefined;
   requireComplete: boolean;
+  trace: ShardCallTrace | undefined;
   resolve: (result: ScatterSearchResult) => void;
   reject: (err: unknown) => void;
   settled: boolean;
@@ -61,7 +63,7 @@ export class SearchCoalescer {
 
   search(vector: Float32Array | undefined, options: SearchOptions, signal?: AbortSignal): Promise<ScatterSearchResult> {
     throwIfAborted(signal);
-    const { k, namespace, filter, ef, lexical, deadline, requireComplete, namespaces, ...include } = options;
+    const { k, namespace, filter, ef, lexical, deadline, requireComplete, namespaces, trace, ...include } = options;
     const query: ScatterQuery = { vector, k, namespace };
     if (lexical !== undefined) query.lexical = lexical;
     if (filter !== undefined) query.filter = filter;
@@ -81,6 +83,7 @@ export class SearchCoalescer {
         signal,
         deadline,
         requireComplete: requireComplete === true,
+        trace,
         resolve: (result) => {
           if (pending.settled) return;
           pending.settled = true;
@@ -141,6 +144,7 @@ export class SearchCoalescer {
     for (const entry of batch) {
       if (entry.deadline !== undefined) deadline = deadline === undefined ? entry.deadline : Math.min(deadline, entry.deadline);
     }
+    const trace = batchTrace(batch);
     try {
       const result = await this.#scatter.searchBatch(
         batch.map((entry) => entry.query),
@@ -149,6 +153,7 @@ export class SearchCoalescer {
           ...(deadline !== undefined ? { deadline } : {}),
           ...(namespaces !== undefined ? { namespaces } : {}),
           requireComplete: batch.every((entry) => entry.requireComplete),
+          ...(trace !== undefined ? { trace } : {}),
         },
         controller.signal,
       );
@@ -171,4 +176,11 @@ export class SearchCoalescer {
       for (const entry of batch) entry.signal?.removeEventListener('abort', onCallerAbort);
     }
   }
+}
+
+/** The shard calls of a shared batch belong to its first traced caller, linked to the others'. */
+function batchTrace(batch: readonly Pending[]): ShardCallTrace | undefined {
+  const traces = batch.flatMap((entry) => (entry.trace === undefined ? [] : [entry.trace]));
+  const [first, ...others] = traces;
+  return first === undefined || others.length === 0 ? first : first.joinedWith(others);
 }

@@ -12,6 +12,7 @@ import type {
   UpsertRequest,
   UpsertResponse,
 } from '../shards/protocol.js';
+import type { ShardCallTrace } from './call-trace.js';
 
 /**
  * Per-call settings beyond the abort signal. Optional everywhere, so implementations written
@@ -24,6 +25,11 @@ export interface ShardCallOptions {
    * deadline with RAGWAY_ERR_DEADLINE_EXCEEDED instead of waiting past it.
    */
   deadline?: number;
+  /** Starts the span of each replica call (hedged-read.ts); absent when tracing is off. */
+  trace?: ShardCallTrace;
+  /** W3C trace context of this call's span, sent as the `traceparent`/`tracestate` headers. */
+  traceparent?: string;
+  tracestate?: string;
   /**
    * The namespace patterns of the API key the call is made for, sent as NAMESPACES_HEADER: the
    * shard refuses any namespace outside them. Absent: the cluster's own call (epoch polls,

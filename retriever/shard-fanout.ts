@@ -8,6 +8,7 @@ import { incompleteError, nothingAnswered, type MissingShard } from './coverage.
 import { race, type RaceControl } from './race.js';
 import type { ReplicaAck } from './replica-types.js';
 import { shardCallOptions, type ShardCallOptions, type ShardClient } from './shard-client.js';
+import type { ShardCallTrace } from './call-trace.js';
 
 /** The shard set a fan-out runs over. */
 export interface ShardSet {
@@ -28,6 +29,8 @@ export interface GatherPolicy {
   requireComplete: boolean;
   /** The calling key's namespaces, passed to every shard call (ShardCallOptions.namespaces). */
   namespaces?: readonly string[] | undefined;
+  /** Passed to each shard's call (replica sets open a span per replica call); tracing on only. */
+  trace?: ShardCallTrace | undefined;
 }
 
 /**
@@ -84,8 +87,9 @@ class Gathering<T> {
   }
 
   run(call: (client: ShardClient, signal: AbortSignal, options: ShardCallOptions | undefined) => Promise<T>): Promise<Gathered<T>> {
-    const { deadline, namespaces } = this.#policy;
-    const callOptions = shardCallOptions(deadline, namespaces);
+    const { deadline, namespaces, trace } = this.#policy;
+    const base = shardCallOptions(deadline, namespaces);
+    const callOptions: ShardCallOptions | undefined = trace === undefined ? base : { ...base, trace };
     return race<Gathered<T>>(
       {
         signal: this.#signal,

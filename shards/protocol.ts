@@ -264,6 +264,11 @@ export const StatsResponse = Type.Object({
   state: ReplicaSyncState,
   /** Background anti-entropy with the peers (shards/digest-protocol.ts); absent on a replica without peers. */
   anti_entropy: Type.Optional(AntiEntropyStats),
+  /**
+   * The shard this replica holds (`ragway shard --shard-index`), so a gateway that discovers
+   * replicas through DNS can tell which shard an address belongs to; absent when not given.
+   */
+  shard_index: Type.Optional(Type.Integer({ minimum: 0 })),
 });
 export type StatsResponse = Static<typeof StatsResponse>;
 

@@ -14,11 +14,14 @@ import { abortError, createError } from '../core/errors.js';
 import { ajvOptions, installErrorHandling } from '../core/http-errors.js';
 import { installHttpGuards, isLoopbackHost } from '../core/http-guards.js';
 import { serverOptions } from '../core/http-server.js';
+import { installRequestTracing } from '../core/request-tracing.js';
+import type { Tracing } from '../core/tracing.js';
 import { requestSignal } from '../core/request-signal.js';
 import { installShardAccess } from './access.js';
 import { catchUpFromPeers, type CatchUpResult } from './catch-up.js';
 import { AntiEntropy } from './anti-entropy.js';
 import { acquireDataDirLock } from './data-dir-lock.js';
+import { checkShardIdentity } from './shard-identity.js';
 import { DIGEST_PATHS, DigestDocumentsRequest, DigestDocumentsResponse, DigestQuery } from './digest-protocol.js';
 import { FaultInjector } from './faults.js';
 import { IndexStore, type IndexStoreOptions, type WalSettings } from './index-store.js';
@@ -76,6 +79,12 @@ export interface ShardAppOptions {
   clusterToken?: string | undefined;
   /** Listening on loopback: accept only loopback names in Host (DNS-rebinding defence). */
   loopback?: boolean;
+  /** A server span per request, continuing the caller's `traceparent`; shut down (flushed) with the app. */
+  tracing?: Tracing | undefined;
+  /** The loopback address listened on (e.g. 127.0.0.2): accepted in Host besides the usual loopback names. */
+  listenHost?: string;
+  /** The shard this replica holds, reported in /v1/stats (gateways discovering replicas by DNS map addresses with it). */
+  shardIndex?: number | undefined;
 }
 
 export interface ShardServerOptions
@@ -128,9 +137,12 @@ export function buildShardApp(store: IndexStore, options: ShardAppOptions = {}):
     routerOptions: { maxParamLength: 2_048 },
   });
   installErrorHandling(app, { maxJsonDepth: SHARD_MAX_JSON_DEPTH });
+  // Only calls that belong to a trace (the gateway's): probes and stats polls would each start one.
+  installRequestTracing(app, options.tracing, { requireParent: true });
+  if (options.tracing !== undefined) app.addHook('onClose', async () => options.tracing?.shutdown());
   // No browser has any business here: no CORS, and while on loopback only loopback names
   // in Host (the gateway addresses shards by IP or by their configured names otherwise).
-  installHttpGuards(app, { corsOrigins: [], allowedHosts: options.loopback === true ? [] : undefined });
+  installHttpGuards(app, { corsOrigins: [], allowedHosts: options.loopback === true ? (options.listenHost === undefined ? [] : [options.listenHost]) : undefined });
   installShardAccess(app, { clusterToken: options.clusterToken });
   const faults = options.faults === true ? new FaultInjector() : undefined;
   let closing = false;
@@ -228,8 +240,9 @@ export function buildShardApp(store: IndexStore, options: ShardAppOptions = {}):
       return document;
     },
   );
+  const identity = options.shardIndex === undefined ? {} : { shard_index: options.shardIndex };
   app.get(SHARD_PATHS.stats, { schema: { response: { 200: StatsResponse } } }, async () =>
-    options.antiEntropy === undefined ? store.stats() : { ...store.stats(), anti_entropy: options.antiEntropy.stats },
+    options.antiEntropy === undefined ? { ...store.stats(), ...identity } : { ...store.stats(), anti_entropy: options.antiEntropy.stats, ...identity },
   );
   app.get<{ Querystring: DigestQuery }>(
     DIGEST_PATHS.digest,
@@ -356,6 +369,7 @@ export async function startShardServer(options: ShardServerOptions): Promise<Sha
   const lock = acquireDataDirLock(options.dataDir, (message) => notify('warn', message));
   let store: IndexStore;
   try {
+    checkShardIdentity(options.dataDir, options.shardIndex);
     store = openStore(options, notify);
   } catch (err) {
     lock.release();
@@ -381,7 +395,10 @@ export async function startShardServer(options: ShardServerOptions): Promise<Sha
     faults: options.faults,
     clusterToken: options.clusterToken,
     loopback: isLoopbackHost(host),
+    listenHost: host,
     antiEntropy,
+    tracing: options.tracing,
+    shardIndex: options.shardIndex,
   });
   try {
     await app.listen({ host, port: options.port });

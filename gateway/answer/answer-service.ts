@@ -21,7 +21,8 @@ import type { RetrievalInput } from '../schemas.js';
 import type { SearchPipeline } from '../search-pipeline.js';
 import { roundMs } from '../timing.js';
 import type { AnswerCache, AnswerEvent, AnswerTimings, Citation, SourcesEvent } from './events.js';
-import type { RerankInfo, RerankRequest } from '../rerank/stage.js';
+import type { RerankInfo, RerankRequest, WarnLog } from '../rerank/stage.js';
+import type { TraceSpan } from '../../core/tracing.js';
 
 export interface RagOptions {
   enabled: boolean;
@@ -50,6 +51,10 @@ export interface AnswerInput {
   topP?: number | undefined;
   stop?: string[] | undefined;
   cache?: CacheControl | undefined;
+  /** The request's span: the stages open theirs under it (tracing on only). */
+  trace?: TraceSpan | undefined;
+  /** The request's logger, for what a stage reports about this request. */
+  log?: WarnLog | undefined;
 }
 
 export type AnswerCachePolicy = 'deterministic' | 'always' | 'off';
@@ -65,6 +70,8 @@ export interface AnswerServiceOptions {
   semantic?: SemanticCache<string>;
   /** Told the nearest similarity and the outcome (hit, or why not) of each semantic lookup. */
   onSemanticLookup?: (similarity: number | undefined, outcome: string) => void;
+  /** Told the time to the first token and the generation time of each answer generated (not replayed from the cache), in seconds. */
+  onGenerated?: (timeToFirstTokenSeconds: number, generationSeconds: number) => void;
 }
 
 const DETERMINISTIC_GENERATORS = new Set(['ragway-extractive']);
@@ -138,6 +145,7 @@ export class AnswerService {
     } finally {
       // Abandoned after `sources`: a shared generation must not wait for this subscriber.
       if (!reading) plan.release();
+      plan.span?.end();
     }
   }
 
@@ -160,10 +168,17 @@ export class AnswerService {
         }
       }
     } catch (err) {
+      plan.span?.fail(err);
       yield { type: 'error', error: toRagwayError(err) };
       return;
     }
     const finished = performance.now();
+    plan.span?.set('ragway.finish_reason', finishReason ?? 'stop');
+    try {
+      this.#options.onGenerated?.(((firstTokenAt ?? finished) - plan.startedAt) / 1000, (finished - generationStarted) / 1000);
+    } catch {
+      // A broken metric must never fail an answer.
+    }
     plan.remember?.();
     const { sources } = plan.sources;
     const { cited, invalid } = checkCitations(text, sources.length);
@@ -203,12 +218,14 @@ export class AnswerService {
     const key = this.#cacheable(generator, input) ? this.#answerKey(generator, question, input) : undefined;
     let semantic: { vector: Float32Array; scope: string } | undefined;
     if (key !== undefined && caches?.answers !== undefined && mode === 'default') {
+      const lookup = input.trace?.child('cache lookup', { 'ragway.cache.layer': 'answers' });
       const current = caches.epochs.current();
       let hit = caches.answers.get(key, current);
+      lookup?.set('ragway.cache.result', hit === undefined ? 'miss' : 'hit').end();
       let similarity: number | undefined;
       const semanticCache = this.#options.semantic;
       if (hit === undefined && semanticCache !== undefined) {
-        const vector = await this.#search.embedQuery(question, signal);
+        const vector = await this.#search.embedQuery(question, signal, 'default', input.trace);
         semantic = { vector, scope: this.#answerKey(generator, '', input) };
         // The guard reads the client's own spelling (case marks names); the vector is of `question`.
         const found = semanticCache.lookup(input.question, vector, semantic.scope);
@@ -243,6 +260,8 @@ export class AnswerService {
           requireComplete: input.rag.requireComplete,
           ...input.rag.retrieval,
           rerank: input.rag.rerank,
+          trace: input.trace,
+          log: input.log,
         },
         signal,
       );
@@ -274,6 +293,9 @@ export class AnswerService {
     if (input.temperature !== undefined) request.temperature = input.temperature;
     if (input.topP !== undefined) request.topP = input.topP;
     if (input.stop !== undefined) request.stop = input.stop;
+    // Opened before the generator is called: an upstream is sent this span's context.
+    const span = input.trace?.child('generate', { 'gen_ai.request.model': generator.id, 'ragway.sources': prompt.sources.length });
+    if (span !== undefined) request.trace = span.headers;
     const sources = (status: CacheStatus): SourcesEvent => ({
       type: 'sources',
       model: generator.id,
@@ -283,7 +305,7 @@ export class AnswerService {
       ...(rerank !== undefined ? { rerank } : {}),
       cache: { status },
     });
-    const base = { request, startedAt, retrievalTimings };
+    const base = { request, startedAt, retrievalTimings, span };
     if (key === undefined || mode === 'bypass') {
       return { ...base, sources: sources(key === undefined ? 'miss' : 'bypass'), events: generator.stream(request, signal), release: () => undefined };
     }
@@ -329,6 +351,8 @@ interface Plan {
   release: () => void;
   /** Set for the leader of a cacheable generation: caches what it produced. */
   remember?: (() => void) | undefined;
+  /** The generation's span (tracing on, not for a cached replay); ended with the answer. */
+  span?: TraceSpan | undefined;
 }
 
 function replayPlan(generator: Generator, question: string, hit: CachedAnswer, startedAt: number, similarity: number | undefined): Plan {

@@ -43,9 +43,10 @@ export default fp(
     });
     const stage = new RerankStage(backend, app.caches.rerank, {
       defaultTopN: config.rerankTopN,
-      onFailOpen: (code, reason) => {
+      onFailOpen: (code, reason, log) => {
         failures.inc({ code });
-        app.log.warn({ code, reason }, 'reranker failed; answering in retrieval order');
+        // The request's logger when there is one: the line then carries its reqId (and trace id).
+        (log ?? app.log).warn({ code, reason }, 'reranker failed; answering in retrieval order');
       },
     });
     app.decorate('reranker', stage);

@@ -11,7 +11,9 @@ import { SemanticCache } from '../cache/semantic-cache.js';
 export default fp(
   async (app) => {
     const { config } = app;
-    const pipeline = new SearchPipeline(app.embedder, app.shardSearch, app.caches, app.reranker);
+    const pipeline = new SearchPipeline(app.embedder, app.shardSearch, app.caches, app.reranker, (stage, seconds) =>
+      app.metrics.stageDuration.observe({ stage }, seconds),
+    );
     app.decorate('pipeline', pipeline);
     app.decorate(
       'documents',
@@ -30,6 +32,10 @@ export default fp(
         countTokens: (text) => app.embedder.backend.encode(text).tokenCount,
         caches: app.caches,
         cachePolicy: config.cacheAnswers,
+        onGenerated: (ttft, generation) => {
+          app.metrics.timeToFirstToken.observe(ttft);
+          app.metrics.stageDuration.observe({ stage: 'generate' }, generation);
+        },
         ...(config.semanticCache
           ? {
               semantic: new SemanticCache<string>({

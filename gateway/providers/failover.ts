@@ -7,6 +7,7 @@
 import { abortError, type RagwayError } from '../../core/errors.js';
 import { isTransientUpstreamError, UpstreamError } from './upstream-errors.js';
 import type { GenerationEvent, GenerationRequest, Generator, ProxiedChat } from './provider.js';
+import type { TraceHeaders } from '../../core/tracing.js';
 
 export interface FailoverGeneratorOptions {
   /** Default: the first generator's id. */
@@ -33,14 +34,14 @@ export class FailoverGenerator implements Generator {
   }
 
   /** Only when every member can proxy; a member that answered is committed, as in `stream`. */
-  get proxy(): ((body: Readonly<Record<string, unknown>>, signal: AbortSignal) => Promise<ProxiedChat>) | undefined {
+  get proxy(): ((body: Readonly<Record<string, unknown>>, signal: AbortSignal, trace?: TraceHeaders) => Promise<ProxiedChat>) | undefined {
     if (!this.#generators.every((generator) => generator.proxy !== undefined)) return undefined;
-    return async (body, signal) => {
+    return async (body, signal, trace) => {
       const failures: RagwayError[] = [];
       for (const generator of this.#generators) {
         if (signal.aborted) throw abortError(signal);
         try {
-          return await (generator.proxy as NonNullable<Generator['proxy']>).call(generator, body, signal);
+          return await (generator.proxy as NonNullable<Generator['proxy']>).call(generator, body, signal, trace);
         } catch (err) {
           if (signal.aborted) throw abortError(signal);
           if (!isTransientUpstreamError(err)) throw err;

@@ -3,6 +3,8 @@
 // (routes → SSE), so a client cannot tell a cached replay, an extractive answer or an LLM
 // apart by the wire format — only by the model id.
 
+import type { TraceHeaders } from '../../core/tracing.js';
+
 export type ChatRole = 'system' | 'user' | 'assistant';
 
 export interface ChatMessage {
@@ -33,6 +35,8 @@ export interface GenerationRequest {
   temperature?: number;
   topP?: number;
   stop?: string[];
+  /** W3C trace context of the generation's span, sent upstream as `traceparent`/`tracestate` (tracing on only). */
+  trace?: TraceHeaders;
 }
 
 export type FinishReason = 'stop' | 'length' | 'content_filter';
@@ -76,5 +80,5 @@ export interface Generator {
    * response_format, seed… and unknown fields included). Failures before the response are
    * thrown as RagwayErrors, like `stream`'s before the first delta.
    */
-  proxy?(body: Readonly<Record<string, unknown>>, signal: AbortSignal): Promise<ProxiedChat>;
+  proxy?(body: Readonly<Record<string, unknown>>, signal: AbortSignal, trace?: TraceHeaders): Promise<ProxiedChat>;
 }

@@ -17,6 +17,7 @@ import type { FinishReason, GenerationEvent, GenerationRequest, Generator, Proxi
 import { startProxyCall } from './proxy-call.js';
 import { SseParser } from './sse-parser.js';
 import { describeCause, errorCode, parseRetryAfter, UpstreamError } from './upstream-errors.js';
+import type { TraceHeaders } from '../../core/tracing.js';
 
 export interface UpstreamGeneratorOptions {
   /** The model id clients use. */
@@ -102,13 +103,13 @@ export class UpstreamGenerator implements Generator {
    * the response headers, the idle timer between body chunks; an error status is mapped
    * like a generation's, so failover and the client's status work the same.
    */
-  async proxy(body: Readonly<Record<string, unknown>>, signal: AbortSignal): Promise<ProxiedChat> {
+  async proxy(body: Readonly<Record<string, unknown>>, signal: AbortSignal, trace?: TraceHeaders): Promise<ProxiedChat> {
     const streamed = body.stream === true;
     const idleTimeoutMs = this.#idleTimeoutMs;
     const response = await startProxyCall({
       dispatcher: this.#pool,
       path: this.#path,
-      headers: { ...this.#descriptor.headers(this.#apiKey), accept: streamed ? 'text/event-stream' : 'application/json' },
+      headers: { ...this.#descriptor.headers(this.#apiKey), ...trace, accept: streamed ? 'text/event-stream' : 'application/json' },
       // `model` keeps its place among the client's fields; only its value is ours.
       body: JSON.stringify({ ...body, model: this.upstreamModel }),
       signal,
@@ -155,7 +156,7 @@ export class UpstreamGenerator implements Generator {
         response = await this.#pool.request({
           method: 'POST',
           path: this.#path,
-          headers: this.#descriptor.headers(this.#apiKey),
+          headers: request.trace === undefined ? this.#descriptor.headers(this.#apiKey) : { ...this.#descriptor.headers(this.#apiKey), ...request.trace },
           body: JSON.stringify(this.#descriptor.buildBody(request, this.upstreamModel)),
           signal: controller.signal,
         });

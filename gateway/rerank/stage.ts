@@ -34,11 +34,16 @@ export interface RerankResult<H> {
   ms: number;
 }
 
+/** The little of a request's logger a stage uses (pino's and Fastify's loggers are one). */
+export interface WarnLog {
+  warn(details: Record<string, unknown>, message: string): void;
+}
+
 export interface RerankStageOptions {
   /** Candidates reranked when a request names no top_n. */
   defaultTopN: number;
-  /** Told every time the stage fails open (metrics, logs). */
-  onFailOpen?: (code: string, reason: string) => void;
+  /** Told every time the stage fails open (metrics, logs), with the request's logger when it came with one. */
+  onFailOpen?: (code: string, reason: string, log: WarnLog | undefined) => void;
 }
 
 export class RerankStage {
@@ -70,7 +75,7 @@ export class RerankStage {
   }
 
   async rerank<H extends RerankableHit>(
-    input: { query: string; hits: readonly H[]; keep: number; request: RerankRequest; cache?: CacheControl | undefined },
+    input: { query: string; hits: readonly H[]; keep: number; request: RerankRequest; cache?: CacheControl | undefined; log?: WarnLog | undefined },
     signal?: AbortSignal,
   ): Promise<RerankResult<H>> {
     const started = performance.now();
@@ -106,7 +111,7 @@ export class RerankStage {
       // The client leaving is no reranker failure: it ends the request as everywhere else.
       if (signal?.aborted === true) throw abortError(signal);
       const { code, reason } = describeFailure(err);
-      this.#options.onFailOpen?.(code, reason);
+      this.#options.onFailOpen?.(code, reason, input.log);
       return {
         hits: candidates.slice(0, keep),
         info: { applied: false, model, candidates: candidates.length, reason, code },

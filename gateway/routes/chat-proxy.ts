@@ -12,6 +12,7 @@ import { SseFrameSplitter } from '../providers/sse-frames.js';
 import { SseParser, type SseEvent } from '../providers/sse-parser.js';
 import { SseStream } from '../sse.js';
 import type { StreamTokenMeter } from '../access/token-meter.js';
+import type { TraceSpan } from '../../core/tracing.js';
 
 /** Fields of a chat body that are ragway's, not the upstream's. */
 const RAGWAY_FIELDS: ReadonlySet<string> = new Set(['rag', 'cache']);
@@ -25,7 +26,27 @@ export async function proxyChat(
 ): Promise<unknown> {
   const forwarded: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(body)) if (!RAGWAY_FIELDS.has(name)) forwarded[name] = value;
-  const upstream = await generator.proxy(forwarded, requestSignal(request, reply));
+  const span = request.traceSpan?.child('generate', { 'gen_ai.request.model': generator.id, 'ragway.proxied': true });
+  try {
+    return await relay(request, reply, generator, body, forwarded, options, span);
+  } catch (err) {
+    span?.fail(err);
+    throw err;
+  } finally {
+    span?.end();
+  }
+}
+
+async function relay(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  generator: { id: string; proxy: NonNullable<Generator['proxy']> },
+  body: Readonly<Record<string, unknown>>,
+  forwarded: Record<string, unknown>,
+  options: { pingIntervalMs: number; stallTimeoutMs: number },
+  span: TraceSpan | undefined,
+): Promise<unknown> {
+  const upstream = await generator.proxy(forwarded, requestSignal(request, reply), span?.headers);
   const renamed = renamer(upstream.upstreamModel, generator.id);
 
   if (body.stream !== true) {
@@ -48,6 +69,7 @@ export async function proxyChat(
     // Headers are gone: the failure travels in the stream, as on the RAG path, then [DONE].
     const error = toRagwayError(err);
     if (error.statusCode >= 500) request.log.error({ err }, 'proxied chat stream failed');
+    span?.fail(err);
     await sse.send(JSON.stringify(error.toEnvelope()));
     await sse.send('[DONE]');
   } finally {

@@ -15,6 +15,7 @@ import { benchHedging, renderHedging } from './hedging.js';
 import { benchWal, renderWal } from './wal.js';
 import { benchQuality, renderQuality } from './quality.js';
 import { benchAccess, renderAccess } from './access.js';
+import { benchTracing, renderTracing } from './tracing.js';
 import { barChart, cdfPoints, lineChart } from './svg.js';
 import type { RetrievalCoreReport } from './retrieval-core.js';
 import type { CachingReport } from './caching.js';
@@ -88,7 +89,7 @@ async function main(): Promise<void> {
   });
   const quick = values.quick === true;
   // --only retrieval-core,streaming-tax,caching runs a subset (for iterating on one area).
-  const sections = new Set((values.only ?? 'retrieval-core,streaming-tax,caching,hedging,wal,ann,access,quality').split(','));
+  const sections = new Set((values.only ?? 'retrieval-core,streaming-tax,caching,tracing,hedging,wal,ann,access,quality').split(','));
   const log = (line: string): void => {
     process.stderr.write(`[bench] ${line}\n`);
   };
@@ -102,6 +103,7 @@ async function main(): Promise<void> {
     const retrievalCore = sections.has('retrieval-core') ? await benchRetrievalCore({ quick, backend, workDir, log }) : undefined;
     const streamingTax = sections.has('streaming-tax') ? await benchStreamingTax({ quick, workDir, dim: backend.dimensions, log }) : undefined;
     const caching = sections.has('caching') ? await benchCaching({ quick, workDir, backend, log }) : undefined;
+    const tracing = sections.has('tracing') ? await benchTracing({ quick, workDir, backend, log }) : undefined;
     const hedgeConcurrency = values['hedge-concurrency'] === undefined ? undefined : Number(values['hedge-concurrency']);
     const hedging = sections.has('hedging')
       ? await benchHedging({ quick, workDir, dim: backend.dimensions, log, ...(hedgeConcurrency !== undefined ? { concurrency: hedgeConcurrency } : {}) })
@@ -123,6 +125,7 @@ async function main(): Promise<void> {
       retrievalCore ? renderRetrievalCore(retrievalCore) : undefined,
       streamingTax ? renderStreamingTax(streamingTax) : undefined,
       caching ? renderCaching(caching) : undefined,
+      tracing ? renderTracing(tracing) : undefined,
       hedging ? renderHedging(hedging) : undefined,
       wal ? renderWal(wal) : undefined,
       access ? renderAccess(access) : undefined,
@@ -147,7 +150,7 @@ async function main(): Promise<void> {
         }),
       );
     }
-    await writeFile(join(outDir, 'report.json'), `${JSON.stringify({ machine: info, quick, seconds, retrievalCore, streamingTax, caching, hedging, wal, ann, access, quality }, null, 2)}\n`);
+    await writeFile(join(outDir, 'report.json'), `${JSON.stringify({ machine: info, quick, seconds, retrievalCore, streamingTax, caching, tracing, hedging, wal, ann, access, quality }, null, 2)}\n`);
     process.stdout.write(`${report}\nwritten to ${outDir}\n`);
   } finally {
     await backend.close();

@@ -28,6 +28,8 @@ export interface TestShards {
 export interface StartShardsOptions {
   /** The cluster credential the shards require (sent as RAGWAY_CLUSTER_TOKEN). */
   clusterToken?: string;
+  /** More environment for every shard process (tracing settings, say). */
+  env?: Record<string, string>;
 }
 
 export async function startShards(count: number, dataDir: string, dim = 100, options: StartShardsOptions = {}): Promise<TestShards> {
@@ -39,7 +41,7 @@ export async function startShards(count: number, dataDir: string, dim = 100, opt
         host: '127.0.0.1',
         args: ['--data', join(dataDir, `shard-${index}`), '--dim', String(dim), '--space', 'cosine'],
         restart: false,
-        ...(options.clusterToken !== undefined ? { env: { RAGWAY_CLUSTER_TOKEN: options.clusterToken } } : {}),
+        env: { ...options.env, ...(options.clusterToken !== undefined ? { RAGWAY_CLUSTER_TOKEN: options.clusterToken } : {}) },
       }),
   );
   const urls = await Promise.all(processes.map((shard) => shard.start()));

@@ -112,6 +112,8 @@ export class ControlledReplica implements ShardClient {
   calls = { search: 0, upsert: 0, delete: 0, getDocument: 0, stats: 0 };
   aborted = 0;
   readonly deadlines: (number | undefined)[] = [];
+  /** The `traceparent` each search was sent with (tracing on). */
+  readonly traceparents: (string | undefined)[] = [];
   readonly versions: (number | undefined)[] = [];
 
   constructor(readonly store: IndexStore, index: number) {
@@ -142,6 +144,7 @@ export class ControlledReplica implements ShardClient {
   async search(request: SearchRequest, signal?: AbortSignal, options?: ShardCallOptions): Promise<SearchResponse> {
     this.calls.search += 1;
     this.deadlines.push(options?.deadline);
+    this.traceparents.push(options?.traceparent);
     await this.gate(signal);
     return this.inner.search(request, signal, options);
   }

@@ -50,8 +50,8 @@ export interface Spawned {
  * `ragway start` without waiting for anything, in its own process group (so a test can
  * signal the whole group, as Ctrl-C does), its output collected.
  */
-export function spawnRagway(args: string[]): Spawned {
-  const child = spawn(process.execPath, [CLI, 'start', ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+export function spawnRagway(args: string[], env: Record<string, string> = {}): Spawned {
+  const child = spawn(process.execPath, [CLI, 'start', ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, ...env } });
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (data: Buffer) => {

@@ -169,6 +169,8 @@ export default async function chatCompletionRoutes(app: FastifyInstance): Promis
           topP: body.top_p ?? undefined,
           stop: body.stop === null || body.stop === undefined ? undefined : typeof body.stop === 'string' ? [body.stop] : body.stop,
           cache: cacheControl(body.cache, request.headers, app.config.cacheMaxTtlMs),
+          trace: request.traceSpan,
+          log: request.log,
         },
         requestSignal(request, reply),
       );

@@ -1,6 +1,7 @@
 // GET /v1/cluster — what an operator looks at first: every shard and replica with its URL,
 // state (ready, catching-up, ejected, down), write epoch, counts, recent latency, and how
-// its anti-entropy with its peers went (last sync, differences found, documents repaired).
+// its anti-entropy with its peers went (last sync, differences found, documents repaired), and,
+// with a DNS shard spec, what discovery found.
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { AntiEntropyStats } from '../../../shards/protocol.js';
@@ -23,11 +24,23 @@ const Replica = Type.Object({
   anti_entropy: Nullable(AntiEntropyStats),
 });
 
+/** Only with a DNS shard spec: what the last lookups found and which addresses are not used, and why. */
+const Discovery = Type.Object({
+  spec: Type.String(),
+  refresh_ms: Type.Integer(),
+  last_round_at_ms: Nullable(Type.Integer()),
+  addresses: Nullable(Type.Integer()),
+  /** The last lookup failed or found no records: membership was kept as it was. */
+  problem: Nullable(Type.String()),
+  not_used: Type.Array(Type.Object({ url: Type.String(), reason: Type.String() })),
+});
+
 const ClusterResponse = Type.Object({
   object: Type.Literal('cluster'),
   shards_total: Type.Integer(),
   shards_ready: Type.Integer(),
   shards: Type.Array(Type.Object({ shard: Type.Integer(), name: Type.String(), ready_replicas: Type.Integer(), replicas: Type.Array(Replica) })),
+  discovery: Type.Optional(Discovery),
 });
 
 const CLUSTER_TIMEOUT_MS = 2_000;
@@ -46,6 +59,7 @@ export default async function clusterRoutes(app: FastifyInstance): Promise<void>
       shards_total: views.length,
       shards_ready: views.filter((shard) => shard.ready_replicas > 0).length,
       shards: views,
+      ...(app.shardDiscovery === undefined ? {} : { discovery: app.shardDiscovery.status() }),
     };
   });
 }

@@ -64,10 +64,10 @@ export default async function embeddingRoutes(app: FastifyInstance): Promise<voi
         );
       }
       const texts = typeof input === 'string' ? [input] : input;
-      const { vectors, promptTokens } = await app.embedder.embed(texts, {
-        signal: requestSignal(request, reply),
-        param: 'input',
-      });
+      const embed = () => app.embedder.embed(texts, { signal: requestSignal(request, reply), param: 'input' });
+      const span = request.traceSpan;
+      const { vectors, promptTokens } =
+        span === undefined ? await embed() : await span.run('embed', { 'ragway.embed.model': backend.modelId, 'ragway.embed.inputs': texts.length }, embed);
       // Serialized here rather than by the response schema: its float-or-string union makes
       // fast-json-stringify validate every one of up to 2048 × dims numbers to pick a branch
       // (about 3x slower at 2048 inputs). The payload has exactly EmbeddingsResponse's shape.

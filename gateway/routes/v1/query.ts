@@ -85,6 +85,8 @@ export default async function queryRoutes(app: FastifyInstance): Promise<void> {
           maxTokens: body.max_tokens,
           temperature: body.temperature,
           cache: cacheControl(body.cache, request.headers, app.config.cacheMaxTtlMs),
+          trace: request.traceSpan,
+          log: request.log,
         },
         requestSignal(request, reply),
       );

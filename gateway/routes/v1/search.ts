@@ -84,6 +84,8 @@ export default async function searchRoutes(app: FastifyInstance): Promise<void> 
           requireComplete: request.body.require_complete,
           ...retrievalInput(request.body, app.config),
           rerank: request.body.rerank,
+          trace: request.traceSpan,
+          log: request.log,
         },
         requestSignal(request, reply),
       );

@@ -11,17 +11,11 @@ import { isRagwayError } from '../../../core/errors.js';
 import { ReplicaSet, replicaSetsFromSpec } from '../../../retriever/replica-set.js';
 import { Scatter, type ChunkInput } from '../../../retriever/scatter.js';
 import { randomUnitVectors } from '../../helpers/random.js';
+import { until } from '../../helpers/until.js';
 
 const DIM = 8;
 const NS = 'ns';
 
-async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 describe('ReplicaSet over shard processes (shard 0 × 2 replicas, shard 1 × 1)', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'ragway-replicas-'));

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { packageRoot } from '../../../core/package-paths.js';
-import { parseShardSpec } from '../../../gateway/config.js';
+import { parseShardSource } from '../../../gateway/config.js';
 
 const KUBERNETES = join(packageRoot(), 'deploy', 'kubernetes');
 
@@ -205,13 +205,39 @@ describe('Kubernetes manifests', () => {
     assert.ok(selects(pdb.spec.selector.matchLabels, shards.spec.template.metadata.labels));
     assert.ok(pdb.spec.maxUnavailable < replicaCount, 'the shard PDB must keep a replica of every shard up');
 
-    // The ordinal mapping: the gateway's RAGWAY_SHARDS and each pod's own --peers agree.
-    const spec = parseShardSpec(config['RAGWAY_SHARDS']!);
-    assert.equal(spec.length, shardCount);
+    // The gateway finds the shards through the headless Service's SRV records, in its own
+    // namespace, with the shard count from the topology (kubelet expands $(VAR) from the vars
+    // defined before it; done here the same way).
+    const env = gatewayContainer.env ?? [];
+    const names = env.map((entry) => entry.name);
+    assert.ok(!('RAGWAY_SHARDS' in config), 'RAGWAY_SHARDS lives in the Deployment, beside the variables it expands');
+    const namespace = (gateway.metadata as { namespace?: string }).namespace!;
+    const expand = (value: string, upTo: number): string =>
+      value.replace(/\$\((\w+)\)/g, (whole, name: string) => {
+        const at = names.indexOf(name);
+        assert.ok(at !== -1 && at < upTo, `$(${name}) must be defined before it is used`);
+        const entry = env[at]!;
+        if (entry.valueFrom?.configMapKeyRef !== undefined) {
+          assert.equal(entry.valueFrom.configMapKeyRef.name, 'ragway-topology');
+          return topology[entry.valueFrom.configMapKeyRef.key]!;
+        }
+        const field = (entry.valueFrom as { fieldRef?: { fieldPath: string } } | undefined)?.fieldRef?.fieldPath;
+        assert.equal(field, 'metadata.namespace', `${name} comes from the topology or the pod's namespace`);
+        return namespace;
+      });
+    const shardsAt = names.indexOf('RAGWAY_SHARDS');
+    const source = parseShardSource(expand(env[shardsAt]!.value!, shardsAt));
+    assert.equal(source.kind, 'dns');
+    if (source.kind !== 'dns') return;
+    const port = (headless.spec.ports[0] as { name?: string; protocol?: string }).name;
+    assert.equal(source.record, 'srv');
+    assert.equal(source.name, `_${port}._tcp.${headless.metadata.name}.${namespace}.svc.cluster.local`);
+    assert.equal(source.shards, shardCount);
+    // SRV targets are the pods' own names: <pod>.<service>.<namespace>.svc.cluster.local.
     const podUrl = (ordinal: number): string => `http://${shards.metadata.name}-${ordinal}.${headless.metadata.name}:${shardPort}`;
-    spec.forEach((replicas, shard) => {
-      assert.deepEqual(replicas, Array.from({ length: replicaCount }, (_, replica) => podUrl(shard + replica * shardCount)));
-    });
+
+    // The ordinal mapping: each pod reports shard (o mod SHARDS) and has the other pods of that
+    // shard, ordinals shard + r*SHARDS, as --peers.
     const script = shardContainer.command![2]!;
     assert.deepEqual(shardContainer.command!.slice(0, 2), ['/bin/sh', '-c']);
     for (let ordinal = 0; ordinal < shardCount * replicaCount; ordinal += 1) {
@@ -220,7 +246,8 @@ describe('Kubernetes manifests', () => {
       assert.equal(flag(argv, '--port'), String(shardPort));
       assert.equal(flag(argv, '--host'), '0.0.0.0');
       const shard = ordinal % shardCount;
-      const peers = spec[shard]!.filter((url) => url !== podUrl(ordinal));
+      assert.equal(flag(argv, '--shard-index'), String(shard), `pod ${ordinal} reports its shard`);
+      const peers = Array.from({ length: replicaCount }, (_, replica) => podUrl(shard + replica * shardCount)).filter((url) => url !== podUrl(ordinal));
       assert.deepEqual(flag(argv, '--peers')?.split(','), peers, `pod ${ordinal} (shard ${shard})`);
     }
   });

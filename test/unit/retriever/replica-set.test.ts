@@ -8,7 +8,7 @@ import { ReplicaSet, type ReplicaSetOptions } from '../../../retriever/replica-s
 import { encodeVector, type SearchRequest } from '../../../shards/protocol.js';
 import { IndexStore } from '../../../shards/index-store.js';
 import { mulberry32 } from '../../helpers/random.js';
-import { ControlledReplica, DIM, NS, chunks, hasCode, query, recordingObserver, refused, sleep, vectors } from './replica-fixtures.js';
+import { ControlledReplica, DIM, NS, chunks, hasCode, query, recordingObserver, refused, replicaSetOf, sleep, vectors } from './replica-fixtures.js';
 import { CONTRACT_DIM, CONTRACT_SPACE, shardClientContract } from './shard-client-contract.js';
 
 // A replica set is a ShardClient like any other: same answers, same errors (docs/architecture.md §6.7).
@@ -30,17 +30,8 @@ describe('ReplicaSet', () => {
   const sets: ReplicaSet[] = [];
 
   /** `count` replicas of one shard, each its own store holding the same chunks. */
-  async function replicas(count: number, options: ReplicaSetOptions = {}): Promise<{ set: ReplicaSet; replicas: ControlledReplica[] }> {
-    const controlled = Array.from({ length: count }, (_, index) => {
-      const dir = mkdtempSync(join(tmpdir(), 'ragway-replica-set-'));
-      dirs.push(dir);
-      return new ControlledReplica(IndexStore.open({ dataDir: dir, dim: DIM, space: 'cosine', autoSaveMs: 0 }), index);
-    });
-    const set = new ReplicaSet(controlled, { random: mulberry32(42), ...options });
-    sets.push(set);
-    await set.upsert({ chunks: chunks.map((chunk) => ({ ...chunk, vector: encodeVector(chunk.vector as Float32Array) })) });
-    return { set, replicas: controlled };
-  }
+  const replicas = (count: number, options: ReplicaSetOptions = {}): Promise<{ set: ReplicaSet; replicas: ControlledReplica[] }> =>
+    replicaSetOf(count, options, { dirs, sets });
 
   after(async () => {
     // Not store.close(): nothing needs to reach disk, the directories go away.
