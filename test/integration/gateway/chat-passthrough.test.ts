@@ -15,6 +15,7 @@ import type { OnnxEmbeddingBackend } from '../../../embedder/backends/onnx.js';
 import { startScriptedUpstream, type ScriptedUpstream } from '../../fixtures/scripted-upstream.js';
 import { loadDefaultBackend, startShards, tempDir, type TestShards } from '../../helpers/cluster.js';
 import { listenOnLoopback } from '../../helpers/listen.js';
+import { parseSse, SseParser } from '../../../gateway/providers/sse-parser.js';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -61,13 +62,11 @@ function expectedUpstreamBody(body: Record<string, unknown>): Record<string, unk
   return { ...rest, model: UPSTREAM_MODEL };
 }
 
+/** The data of every event, read with the gateway's own spec-following SSE parser. */
 async function sseData(body: AsyncIterable<Buffer>): Promise<string[]> {
-  let text = '';
-  for await (const chunk of body) text += chunk.toString('utf8');
-  return text
-    .split('\n\n')
-    .filter((block) => block.startsWith('data: '))
-    .map((block) => block.slice(6));
+  const data: string[] = [];
+  for await (const event of parseSse(body)) data.push(event.data);
+  return data;
 }
 
 /** A chunk or completion with what differs between two requests (id, created) taken out. */
@@ -244,7 +243,7 @@ describe('chat with retrieval off is a transparent proxy', () => {
       const text = await response.body.text();
       assert.ok(text.startsWith(frame('partial')), 'the whole frame before the failure is there');
       assert.doesNotMatch(text, /cut off/, 'the unfinished frame is not forwarded');
-      const data = text.split('\n\n').filter((block) => block.startsWith('data: ')).map((block) => block.slice(6));
+      const data = new SseParser().push(text).map((event) => event.data);
       assert.equal(data.at(-1), '[DONE]');
       const error = JSON.parse(data.at(-2) as string) as { error: { code: string } };
       assert.equal(error.error.code, 'RAGWAY_ERR_UPSTREAM_UNAVAILABLE');
