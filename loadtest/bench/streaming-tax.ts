@@ -24,8 +24,12 @@ export interface BurstReport {
   rounds: number;
   direct: StreamStats;
   ragway: StreamStats;
+  /** A bare Node pass-through proxy (floor-proxy-process.ts): what any one Node hop costs here. */
+  floor: StreamStats;
   addedTtftP50Ms: number;
   addedTtftP99Ms: number;
+  floorAddedTtftP50Ms: number;
+  floorAddedTtftP99Ms: number;
 }
 
 export interface StreamingTaxReport {
@@ -41,15 +45,22 @@ export interface StreamingTaxReport {
 
 const MODEL = 'bench-llm';
 
-async function startUpstream(script: Record<string, unknown>): Promise<{ child: ChildProcess; url: string }> {
-  const entry = fileURLToPath(new URL('./scripted-upstream-process.js', import.meta.url));
-  const child = spawn(process.execPath, [entry, JSON.stringify(script)], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** Starts one of the bench's helper processes and waits for the URL it prints. */
+async function startListening(script: string, args: string[]): Promise<{ child: ChildProcess; url: string }> {
+  const entry = fileURLToPath(new URL(script, import.meta.url));
+  const child = spawn(process.execPath, [entry, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   for await (const line of lines) {
     const match = /listening on (http:\/\/\S+)/.exec(line);
     if (match?.[1] !== undefined) return { child, url: match[1] };
   }
-  throw new Error('the scripted upstream exited before listening');
+  throw new Error(`${script} exited before listening`);
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  child.kill('SIGTERM');
+  await once(child, 'exit');
 }
 
 /** One streamed chat completion; returns time to first content delta and the delta arrival span. */
@@ -131,16 +142,13 @@ function stats(ttfts: number[], rates: number[], errors: number): StreamStats {
 }
 
 /**
- * `streams` requests fired in the same instant, `rounds` times, alternating direct and ragway
- * round by round so both see the same machine. Client pools stay open across rounds and one
- * unmeasured round warms each path (connections, JIT): what is left is per-request cost.
+ * `streams` requests fired in the same instant, `rounds` times, the paths taking turns round
+ * by round (the order rotating) so all see the same machine. Client pools stay open across
+ * rounds and one unmeasured round warms each path (connections, JIT): what is left is
+ * per-request cost.
  */
-async function measureBurst(
-  targets: { direct: { base: string; body: string }; ragway: { base: string; body: string } },
-  streams: number,
-  rounds: number,
-): Promise<{ direct: StreamStats; ragway: StreamStats }> {
-  const paths = (['direct', 'ragway'] as const).map((name) => ({
+async function measureBurst<K extends string>(targets: Record<K, { base: string; body: string }>, streams: number, rounds: number): Promise<Record<K, StreamStats>> {
+  const paths = (Object.keys(targets) as K[]).map((name) => ({
     name,
     ...targets[name],
     pool: new Pool(targets[name].base, { connections: streams }),
@@ -164,12 +172,13 @@ async function measureBurst(
   };
   try {
     for (const path of paths) await round(path, false);
-    for (let r = 0; r < rounds; r += 1) for (const path of r % 2 === 0 ? paths : [...paths].reverse()) await round(path, true);
+    for (let r = 0; r < rounds; r += 1) {
+      for (let i = 0; i < paths.length; i += 1) await round(paths[(r + i) % paths.length] as (typeof paths)[number], true);
+    }
   } finally {
     await Promise.all(paths.map((path) => path.pool.close()));
   }
-  const [direct, ragway] = paths.map((path) => stats(path.ttfts, path.rates, path.errors)) as [StreamStats, StreamStats];
-  return { direct, ragway };
+  return Object.fromEntries(paths.map((path) => [path.name, stats(path.ttfts, path.rates, path.errors)])) as Record<K, StreamStats>;
 }
 
 export async function benchStreamingTax(options: { quick: boolean; workDir: string; dim: number; log: (line: string) => void }): Promise<StreamingTaxReport> {
@@ -177,11 +186,10 @@ export async function benchStreamingTax(options: { quick: boolean; workDir: stri
   const tokensPerStream = options.quick ? 32 : 64;
   const tokenIntervalMs = 10;
   const rounds = options.quick ? 2 : 4;
-  const upstream = await startUpstream({
-    tokens: Array.from({ length: tokensPerStream }, (_, i) => ` tok${i}`),
-    delayMs: tokenIntervalMs,
-    firstTokenDelayMs: 20,
-  });
+  const upstream = await startListening('./scripted-upstream-process.js', [
+    JSON.stringify({ tokens: Array.from({ length: tokensPerStream }, (_, i) => ` tok${i}`), delayMs: tokenIntervalMs, firstTokenDelayMs: 20 }),
+  ]);
+  let floor: { child: ChildProcess; url: string } | undefined;
   const shard = new ServiceProcess({
     label: 'tax-shard',
     host: '127.0.0.1',
@@ -212,7 +220,12 @@ export async function benchStreamingTax(options: { quick: boolean; workDir: stri
     // moves it by tens of ms. More rounds make it a statistic; each costs well under a second.
     const burstRounds = options.quick ? 8 : 16;
     options.log(`streaming tax, burst: ${burstStreams} streams started together × ${burstRounds} rounds`);
-    const burst = await measureBurst({ direct: { base: upstream.url, body: directBody }, ragway: { base: gatewayUrl, body: ragwayBody } }, burstStreams, burstRounds);
+    floor = await startListening('./floor-proxy-process.js', [upstream.url, MODEL]);
+    const burst = await measureBurst(
+      { direct: { base: upstream.url, body: directBody }, floor: { base: floor.url, body: ragwayBody }, ragway: { base: gatewayUrl, body: ragwayBody } },
+      burstStreams,
+      burstRounds,
+    );
     const spreadMs = 20 + tokensPerStream * tokenIntervalMs;
     const direct = await measure(upstream.url, '/v1/chat/completions', directBody, concurrency, rounds, spreadMs);
     const ragway = await measure(gatewayUrl, '/v1/chat/completions', ragwayBody, concurrency, rounds, spreadMs);
@@ -223,6 +236,8 @@ export async function benchStreamingTax(options: { quick: boolean; workDir: stri
         ...burst,
         addedTtftP50Ms: burst.ragway.ttftP50Ms - burst.direct.ttftP50Ms,
         addedTtftP99Ms: burst.ragway.ttftP99Ms - burst.direct.ttftP99Ms,
+        floorAddedTtftP50Ms: burst.floor.ttftP50Ms - burst.direct.ttftP50Ms,
+        floorAddedTtftP99Ms: burst.floor.ttftP99Ms - burst.direct.ttftP99Ms,
       },
       concurrency,
       tokensPerStream,
@@ -235,8 +250,8 @@ export async function benchStreamingTax(options: { quick: boolean; workDir: stri
   } finally {
     await gateway.stop();
     await shard.stop();
-    upstream.child.kill('SIGTERM');
-    await once(upstream.child, 'exit');
+    if (floor !== undefined) await stopChild(floor.child);
+    await stopChild(upstream.child);
   }
 }
 
@@ -257,14 +272,17 @@ export function renderStreamingTax(report: StreamingTaxReport): string {
     `Added p50 TTFT: **${report.addedTtftP50Ms.toFixed(2)} ms** (target ≤ 5 ms); ` +
       `tokens/s through ragway: **${(report.tokensPerSecondRatio * 100).toFixed(1)}%** of direct (target ≥ 90%).`,
     '',
-    `Burst: ${report.burst.streams} streams started in the same instant, ${report.burst.rounds} rounds (direct and ragway alternating, one warm-up round each).`,
+    `Burst: ${report.burst.streams} streams started in the same instant, ${report.burst.rounds} rounds (the paths taking turns, one warm-up round each). ` +
+      'The floor is a bare Node pass-through proxy (node:http in, undici out, no routing, validation, access control or metrics): what any one Node hop costs on this machine.',
     '',
     '| Path | streams | errors | TTFT p50 ms | TTFT p99 ms | tokens/s per stream |',
     '|---|---:|---:|---:|---:|---:|',
     row('direct to upstream', report.burst.direct),
+    row('through a bare Node proxy (floor)', report.burst.floor),
     row('through ragway', report.burst.ragway),
     '',
-    `Added TTFT under the burst: **${report.burst.addedTtftP50Ms.toFixed(2)} ms p50, ${report.burst.addedTtftP99Ms.toFixed(2)} ms p99** (target p99 ≤ 10 ms).`,
+    `Added TTFT under the burst: **${report.burst.addedTtftP50Ms.toFixed(2)} ms p50, ${report.burst.addedTtftP99Ms.toFixed(2)} ms p99** (target p99 ≤ 10 ms); ` +
+      `the floor adds ${report.burst.floorAddedTtftP50Ms.toFixed(2)} ms p50, ${report.burst.floorAddedTtftP99Ms.toFixed(2)} ms p99.`,
     '',
   ].join('\n');
 }
