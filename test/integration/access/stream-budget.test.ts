@@ -9,11 +9,9 @@ import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { request } from 'undici';
-import type { OnnxEmbeddingBackend } from '../../../embedder/backends/onnx.js';
 import { buildApp } from '../../../gateway/app.js';
 import { loadConfig } from '../../../gateway/config.js';
-import { startScriptedUpstream, type ScriptedUpstream } from '../../fixtures/scripted-upstream.js';
-import { loadDefaultBackend, startShards, tempDir, type TestShards } from '../../helpers/cluster.js';
+import { startLlmStack, type LlmStack } from '../../helpers/llm-stack.js';
 import { bearer, writeKeys } from '../../helpers/keys.js';
 import { listenOnLoopback } from '../../helpers/listen.js';
 
@@ -23,10 +21,7 @@ const BUDGET = 30;
 const TOKENS = Array.from({ length: 40 }, (_, i) => ` w${i}`);
 
 describe('streamed answers and the tokens-per-minute budget', () => {
-  let dir: Awaited<ReturnType<typeof tempDir>>;
-  let shards: TestShards;
-  let backend: OnnxEmbeddingBackend;
-  let upstream: ScriptedUpstream;
+  let stack: LlmStack;
   let app: FastifyInstance;
   let base: string;
   let keys: Record<string, string>;
@@ -48,29 +43,23 @@ describe('streamed answers and the tokens-per-minute budget', () => {
   };
 
   before(async () => {
-    dir = await tempDir('stream-budget');
-    backend = await loadDefaultBackend();
-    shards = await startShards(1, dir.path, backend.dimensions);
-    upstream = await startScriptedUpstream();
-    const keysFile = join(dir.path, 'keys.json');
+    stack = await startLlmStack('stream-budget');
+    const keysFile = join(stack.dir.path, 'keys.json');
     const limits = { tokens_per_minute: BUDGET };
     keys = await writeKeys(keysFile, ['rag-query', 'rag-chat', 'proxy', 'proxy-usage', 'leaves'].map((name) => ({ name, scopes: ['read' as const], namespaces: ['default'], limits })));
     app = await buildApp(
-      loadConfig({}, { shards: shards.spec, keysFile, logLevel: 'silent', llmUrl: `${upstream.url}/v1`, llmModel: MODEL }),
-      { embeddingBackend: backend, defaultMetrics: false },
+      loadConfig({}, { shards: stack.shards.spec, keysFile, logLevel: 'silent', llmUrl: `${stack.upstream.url}/v1`, llmModel: MODEL }),
+      { embeddingBackend: stack.backend, defaultMetrics: false },
     );
     base = await listenOnLoopback(app);
     await app.documents.ingest('default', [{ id: 'balloons.md', text: 'Weather balloons rise to the stratosphere and burst; the radiosonde falls back on a parachute.' }]);
   });
 
-  beforeEach(() => upstream.resetScript({ tokens: TOKENS, delayMs: 0, firstTokenDelayMs: 0, includeUsage: true }));
+  beforeEach(() => stack.upstream.resetScript({ tokens: TOKENS, delayMs: 0, firstTokenDelayMs: 0, includeUsage: true }));
 
   after(async () => {
     await app?.close();
-    await upstream?.close();
-    await shards?.stop();
-    await backend?.close();
-    await dir?.remove();
+    await stack?.close();
   });
 
   it('charges a streamed /v1/query answer', async () => {
@@ -96,7 +85,7 @@ describe('streamed answers and the tokens-per-minute budget', () => {
 
   it('charges a proxied chat stream by its usage chunk when there is one', async () => {
     // Fewer chunks than the budget; the usage chunk's total (the prompt's 10 included) is over it.
-    upstream.setScript({ tokens: TOKENS.slice(0, BUDGET - 5) });
+    stack.upstream.setScript({ tokens: TOKENS.slice(0, BUDGET - 5) });
     const streamed = await post('/v1/chat/completions', keys['proxy-usage'] as string, { ...ask, stream: true, stream_options: { include_usage: true }, rag: { enabled: false } });
     assert.equal(streamed.status, 200);
     const total = Number(/"total_tokens":(\d+)/.exec(streamed.text)?.[1]);
@@ -105,7 +94,7 @@ describe('streamed answers and the tokens-per-minute budget', () => {
   });
 
   it('charges what was sent to a client that leaves mid-stream', async () => {
-    upstream.setScript({ delayMs: 20 });
+    stack.upstream.setScript({ delayMs: 20 });
     const controller = new AbortController();
     const response = await request(`${base}/v1/chat/completions`, {
       method: 'POST',
@@ -125,8 +114,8 @@ describe('streamed answers and the tokens-per-minute budget', () => {
     }
     // The gateway notices the disconnect, stops the upstream and charges what it streamed.
     const deadline = Date.now() + 3_000;
-    while (upstream.requests.at(-1)?.abortedAt === undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-    assert.ok(upstream.requests.at(-1)?.abortedAt !== undefined, 'the upstream saw the client leave');
+    while (stack.upstream.requests.at(-1)?.abortedAt === undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.ok(stack.upstream.requests.at(-1)?.abortedAt !== undefined, 'the upstream saw the client leave');
     await assertSpent(keys['leaves'] as string);
   });
 });

@@ -9,9 +9,7 @@ import { buildApp } from '../../../gateway/app.js';
 import { loadConfig } from '../../../gateway/config.js';
 import { closeGracefully } from '../../../gateway/server.js';
 import { freePort } from '../../../cli/free-port.js';
-import type { OnnxEmbeddingBackend } from '../../../embedder/backends/onnx.js';
-import { startScriptedUpstream, type ScriptedUpstream } from '../../fixtures/scripted-upstream.js';
-import { loadDefaultBackend, startShards, tempDir, type TestShards } from '../../helpers/cluster.js';
+import { startLlmStack, type LlmStack } from '../../helpers/llm-stack.js';
 import { listenOnLoopback } from '../../helpers/listen.js';
 
 const MODEL = 'scripted-llm';
@@ -50,10 +48,7 @@ async function readSse(body: AsyncIterable<Buffer>, onFrame?: (frame: SseFrame) 
 }
 
 describe('answer APIs', () => {
-  let dir: Awaited<ReturnType<typeof tempDir>>;
-  let shards: TestShards;
-  let backend: OnnxEmbeddingBackend;
-  let upstream: ScriptedUpstream;
+  let stack: LlmStack;
   let app: FastifyInstance;
   let base: string;
   // A port nothing listens on: the first upstream in the failover list.
@@ -64,22 +59,19 @@ describe('answer APIs', () => {
     request(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
 
   before(async () => {
-    dir = await tempDir('answers');
-    backend = await loadDefaultBackend();
-    shards = await startShards(2, dir.path, backend.dimensions);
-    upstream = await startScriptedUpstream();
+    stack = await startLlmStack('answers', { shards: 2 });
     deadUrl = `http://127.0.0.1:${await freePort()}`;
     app = await buildApp(
       loadConfig({}, {
-        shards: shards.spec,
+        shards: stack.shards.spec,
         logLevel: 'silent',
-        llmUrl: `${deadUrl},${upstream.url}/v1`,
+        llmUrl: `${deadUrl},${stack.upstream.url}/v1`,
         llmModel: MODEL,
         llmFirstTokenTimeoutMs: 2_000,
         llmIdleTimeoutMs: 500,
         ssePingMs: 50,
       }),
-      { embeddingBackend: backend, defaultMetrics: false },
+      { embeddingBackend: stack.backend, defaultMetrics: false },
     );
     base = await listenOnLoopback(app);
     await app.documents.ingest('default', [
@@ -88,14 +80,11 @@ describe('answer APIs', () => {
     ]);
   });
 
-  beforeEach(() => upstream.resetScript());
+  beforeEach(() => stack.upstream.resetScript());
 
   after(async () => {
     if (!closed) await app?.close();
-    await upstream?.close();
-    await shards?.stop();
-    await backend?.close();
-    await dir?.remove();
+    await stack?.close();
   });
 
   it('lists the upstream model, ragway-extractive and the embedding model', async () => {
@@ -107,7 +96,7 @@ describe('answer APIs', () => {
 
   describe('/v1/chat/completions streaming', () => {
     it('emits OpenAI chunks exactly: constant id, role first, one finish_reason, usage chunk, [DONE] last', async () => {
-      upstream.setScript({ tokens: ['The', ' ttl', ' option', ' [1]', '.'] });
+      stack.upstream.setScript({ tokens: ['The', ' ttl', ' option', ' [1]', '.'] });
       const response = await post('/v1/chat/completions', {
         model: MODEL,
         messages: [{ role: 'user', content: 'How do cache entries expire?' }],
@@ -142,7 +131,7 @@ describe('answer APIs', () => {
       assert.equal(typeof last.usage.total_tokens, 'number');
       assert.ok(chunks.slice(0, -1).every((c) => c.usage === null));
       // The prompt reached the upstream with numbered sources, the question last.
-      const sent = upstream.requests.at(-1)?.body as { messages: { role: string; content: string }[] };
+      const sent = stack.upstream.requests.at(-1)?.body as { messages: { role: string; content: string }[] };
       assert.match(sent.messages[0]?.content ?? '', /\[1\]/);
       assert.equal(sent.messages.at(-1)?.content, 'How do cache entries expire?');
     });
@@ -155,7 +144,7 @@ describe('answer APIs', () => {
     });
 
     it('sends an error frame and [DONE] when the upstream dies mid-stream', async () => {
-      upstream.setScript({ tokens: ['one', ' two', ' three', ' four'], dropAfter: 2 });
+      stack.upstream.setScript({ tokens: ['one', ' two', ' three', ' four'], dropAfter: 2 });
       const response = await post('/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'count' }], stream: true });
       const { frames } = await readSse(response.body);
       assert.equal(frames.at(-1)?.data, '[DONE]');
@@ -167,7 +156,7 @@ describe('answer APIs', () => {
     });
 
     it('aborts the upstream request within 100 ms of the client disconnecting', async () => {
-      upstream.setScript({ tokens: Array.from({ length: 50 }, (_, i) => ` t${i}`), delayMs: 50 });
+      stack.upstream.setScript({ tokens: Array.from({ length: 50 }, (_, i) => ` t${i}`), delayMs: 50 });
       const response = await post('/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'long' }], stream: true });
       let seen = 0;
       await readSse(response.body, () => {
@@ -176,31 +165,31 @@ describe('answer APIs', () => {
       });
       const disconnectedAt = performance.now();
       response.body.destroy();
-      const abortedAt = await upstream.waitForAbort(2_000, disconnectedAt);
+      const abortedAt = await stack.upstream.waitForAbort(2_000, disconnectedAt);
       assert.ok(abortedAt < 100, `upstream saw the abort after ${abortedAt.toFixed(1)} ms`);
     });
 
     it('forwards deltas before the upstream has finished', async () => {
-      upstream.setScript({ tokens: ['a', 'b', 'c', 'd', 'e'], delayMs: 60 });
+      stack.upstream.setScript({ tokens: ['a', 'b', 'c', 'd', 'e'], delayMs: 60 });
       const response = await post('/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'slow' }], stream: true });
       const { frames } = await readSse(response.body);
       const firstContent = frames.find((f) => f.data !== '[DONE]' && JSON.parse(f.data).choices[0]?.delta?.content);
-      const finishedAt = upstream.requests.at(-1)?.finishedAt;
+      const finishedAt = stack.upstream.requests.at(-1)?.finishedAt;
       assert.ok(firstContent && finishedAt !== undefined);
       assert.ok(firstContent.at < finishedAt - 150, `first delta ${(finishedAt - firstContent.at).toFixed(0)} ms before the upstream finished`);
     });
 
     it('slows reading from the upstream when the client reads slowly, instead of buffering it all', async () => {
       const big = 'x'.repeat(32 * 1024);
-      upstream.setScript({ tokens: Array.from({ length: 1_000 }, () => big) });
+      stack.upstream.setScript({ tokens: Array.from({ length: 1_000 }, () => big) });
       const response = await post('/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'a lot' }], stream: true });
       const iterator = response.body[Symbol.asyncIterator]();
       await iterator.next();
       await new Promise((resolve) => setTimeout(resolve, 300));
-      const sent = upstream.requests.at(-1)?.tokenSentAt.length ?? 0;
+      const sent = stack.upstream.requests.at(-1)?.tokenSentAt.length ?? 0;
       assert.ok(sent < 600, `the upstream had sent ${sent} of 1000 32 KiB tokens while the client was not reading`);
       response.body.destroy();
-      await upstream.waitForAbort(2_000);
+      await stack.upstream.waitForAbort(2_000);
     });
 
     it('answers with ragway-extractive when asked, through the same chunk format', async () => {
@@ -223,13 +212,13 @@ describe('answer APIs', () => {
       const body = (await response.body.json()) as { rag?: unknown; model: string };
       assert.equal(body.rag, undefined);
       assert.equal(body.model, MODEL);
-      assert.deepEqual((upstream.requests.at(-1)?.body as { messages: unknown }).messages, [{ role: 'user', content: 'hi' }]);
+      assert.deepEqual((stack.upstream.requests.at(-1)?.body as { messages: unknown }).messages, [{ role: 'user', content: 'hi' }]);
     });
   });
 
   describe('/v1/query', () => {
     it('streams sources first, deltas over time, then done with usage and timings; pings while idle', async () => {
-      upstream.setScript({ tokens: ['Use', ' ttl', ' [1]'], firstTokenDelayMs: 200, delayMs: 30 });
+      stack.upstream.setScript({ tokens: ['Use', ' ttl', ' [1]'], firstTokenDelayMs: 200, delayMs: 30 });
       const response = await post('/v1/query', { query: 'how do cache entries expire', stream: true });
       assert.equal(response.statusCode, 200);
       const { frames, comments } = await readSse(response.body);
@@ -256,7 +245,7 @@ describe('answer APIs', () => {
     });
 
     it('returns JSON with answer, citations, sources and coverage, and reports citations of missing sources', async () => {
-      upstream.setScript({ tokens: ['See [1] and [7].'] });
+      stack.upstream.setScript({ tokens: ['See [1] and [7].'] });
       const response = await post('/v1/query', { query: 'how do cache entries expire' });
       const body = (await response.body.json()) as Record<string, any>;
       assert.equal(body.answer, 'See [1] and [7].');
@@ -267,7 +256,7 @@ describe('answer APIs', () => {
     });
 
     it('sends an error event when the upstream stalls past the idle timeout', async () => {
-      upstream.setScript({ tokens: ['a', 'b', 'c'], stallAfter: 1 });
+      stack.upstream.setScript({ tokens: ['a', 'b', 'c'], stallAfter: 1 });
       const response = await post('/v1/query', { query: 'anything', stream: true });
       const { frames } = await readSse(response.body);
       assert.equal(frames.at(-1)?.event, 'error');
@@ -283,7 +272,7 @@ describe('answer APIs', () => {
       assert.deepEqual(floats.data.map((d: { index: number }) => d.index), [0, 1, 2]);
       const decoded = new Float32Array(new Uint8Array(Buffer.from(b64.data[1].embedding, 'base64')).buffer);
       assert.deepEqual(Array.from(decoded), floats.data[1].embedding);
-      assert.equal(floats.usage.prompt_tokens, input.map((t) => backend.encode(t).tokenCount).reduce((a, b) => a + b));
+      assert.equal(floats.usage.prompt_tokens, input.map((t) => stack.backend.encode(t).tokenCount).reduce((a, b) => a + b));
     });
 
     it('splits a large array across batches and keeps order', async () => {
@@ -326,7 +315,7 @@ describe('answer APIs', () => {
     }
 
     it('maps an upstream 429 to a 429 with Retry-After before any header was sent', async () => {
-      upstream.setScript({ status: 429, retryAfter: 7 });
+      stack.upstream.setScript({ status: 429, retryAfter: 7 });
       const response = await post('/v1/chat/completions', chat({}));
       const body = (await response.body.json()) as { error: { code: string } };
       assert.equal(response.statusCode, 429);
@@ -343,7 +332,7 @@ describe('answer APIs', () => {
 
   // Last: it shuts the shared app down.
   it('drains on shutdown: a stream in flight finishes, new requests get 503, then the app closes', async () => {
-    upstream.setScript({ tokens: Array.from({ length: 8 }, (_, i) => ` t${i}`), delayMs: 40 });
+    stack.upstream.setScript({ tokens: Array.from({ length: 8 }, (_, i) => ` t${i}`), delayMs: 40 });
     const response = await post('/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'long answer' }], stream: true });
     const streamDone = readSse(response.body);
     await new Promise((resolve) => setTimeout(resolve, 60));

@@ -11,9 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import { request } from 'undici';
 import { buildApp } from '../../../gateway/app.js';
 import { loadConfig } from '../../../gateway/config.js';
-import type { OnnxEmbeddingBackend } from '../../../embedder/backends/onnx.js';
-import { startScriptedUpstream, type ScriptedUpstream } from '../../fixtures/scripted-upstream.js';
-import { loadDefaultBackend, startShards, tempDir, type TestShards } from '../../helpers/cluster.js';
+import { startLlmStack, type LlmStack } from '../../helpers/llm-stack.js';
 import { listenOnLoopback } from '../../helpers/listen.js';
 import { parseSse, SseParser } from '../../../gateway/providers/sse-parser.js';
 import { createServer, type Server, type ServerResponse } from 'node:http';
@@ -78,10 +76,7 @@ function comparable(json: string): Record<string, unknown> {
 }
 
 describe('chat with retrieval off is a transparent proxy', () => {
-  let dir: Awaited<ReturnType<typeof tempDir>>;
-  let shards: TestShards;
-  let backend: OnnxEmbeddingBackend;
-  let upstream: ScriptedUpstream;
+  let stack: LlmStack;
   let app: FastifyInstance;
   let base: string;
   /** A hand-written upstream for the byte-level cases: writes exactly what `rawReply` says. */
@@ -91,53 +86,47 @@ describe('chat with retrieval off is a transparent proxy', () => {
   };
 
   before(async () => {
-    dir = await tempDir('passthrough');
-    backend = await loadDefaultBackend();
-    shards = await startShards(1, dir.path, backend.dimensions);
-    upstream = await startScriptedUpstream({ tokens: ['It is', ' 21', ' °C.'] });
+    stack = await startLlmStack('passthrough', { script: { tokens: ['It is', ' 21', ' °C.'] } });
     raw = createServer((req, res) => {
       req.resume();
       req.on('end', () => void rawReply(res).catch(() => res.destroy()));
     });
     await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
     const rawUrl = `http://127.0.0.1:${(raw.address() as AddressInfo).port}`;
-    const upstreamsFile = join(dir.path, 'upstreams.json');
+    const upstreamsFile = join(stack.dir.path, 'upstreams.json');
     await writeFile(
       upstreamsFile,
       JSON.stringify([
-        { id: ALIAS, model: UPSTREAM_MODEL, urls: [`${upstream.url}/v1`] },
+        { id: ALIAS, model: UPSTREAM_MODEL, urls: [`${stack.upstream.url}/v1`] },
         { id: SAME_NAME, model: SAME_NAME, urls: [`${rawUrl}/v1`] },
       ]),
     );
-    app = await buildApp(loadConfig({}, { shards: shards.spec, logLevel: 'silent', llmUpstreamsFile: upstreamsFile }), {
-      embeddingBackend: backend,
+    app = await buildApp(loadConfig({}, { shards: stack.shards.spec, logLevel: 'silent', llmUpstreamsFile: upstreamsFile }), {
+      embeddingBackend: stack.backend,
       defaultMetrics: false,
     });
     base = await listenOnLoopback(app);
   });
 
-  beforeEach(() => upstream.resetScript({ tokens: ['It is', ' 21', ' °C.'] }));
+  beforeEach(() => stack.upstream.resetScript({ tokens: ['It is', ' 21', ' °C.'] }));
 
   after(async () => {
     await app?.close();
-    await upstream?.close();
     raw?.closeAllConnections();
     await new Promise((resolve) => raw?.close(resolve));
-    await shards?.stop();
-    await backend?.close();
-    await dir?.remove();
+    await stack?.close();
   });
 
   const viaRagway = (body: unknown) =>
     request(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   const direct = (body: unknown) =>
-    request(`${upstream.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    request(`${stack.upstream.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
   it('non-streaming: the upstream receives the client body unchanged, the client the upstream response', async () => {
     const body = clientBody(false);
     const response = await viaRagway(body);
     assert.equal(response.statusCode, 200);
-    const received = upstream.requests.at(-1);
+    const received = stack.upstream.requests.at(-1);
     assert.ok(received !== undefined);
     // Byte-equivalent as JSON: same fields, same values, same order.
     assert.equal(received.raw, JSON.stringify(expectedUpstreamBody(body)));
@@ -158,7 +147,7 @@ describe('chat with retrieval off is a transparent proxy', () => {
     assert.equal(response.statusCode, 200);
     assert.match(String(response.headers['content-type']), /text\/event-stream/);
     const through = await sseData(response.body);
-    assert.equal(upstream.requests.at(-1)?.raw, JSON.stringify(expectedUpstreamBody(body)));
+    assert.equal(stack.upstream.requests.at(-1)?.raw, JSON.stringify(expectedUpstreamBody(body)));
     const reference = await sseData((await direct(expectedUpstreamBody(body))).body);
     assert.equal(through.length, reference.length);
     assert.equal(through.at(-1), '[DONE]');
@@ -172,7 +161,7 @@ describe('chat with retrieval off is a transparent proxy', () => {
   });
 
   it("answers an upstream's refusal with the catalog envelope and its status", async () => {
-    upstream.setScript({ status: 400, errorBody: { error: { message: 'tools are not supported by this model', type: 'invalid_request_error' } } });
+    stack.upstream.setScript({ status: 400, errorBody: { error: { message: 'tools are not supported by this model', type: 'invalid_request_error' } } });
     const response = await viaRagway(clientBody(false));
     assert.equal(response.statusCode, 400);
     const error = ((await response.body.json()) as { error: { code: string; message: string } }).error;

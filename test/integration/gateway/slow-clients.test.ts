@@ -10,9 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../../gateway/app.js';
 import { loadConfig, type Config } from '../../../gateway/config.js';
-import type { OnnxEmbeddingBackend } from '../../../embedder/backends/onnx.js';
-import { startScriptedUpstream, type ScriptedUpstream } from '../../fixtures/scripted-upstream.js';
-import { loadDefaultBackend, startShards, tempDir, type TestShards } from '../../helpers/cluster.js';
+import { startLlmStack, type LlmStack } from '../../helpers/llm-stack.js';
 import { rawExchange, type RawExchange } from '../../helpers/raw-http.js';
 
 const HEADERS_TIMEOUT_MS = 3_000;
@@ -26,31 +24,25 @@ function percentile(sorted: readonly number[], p: number): number {
 }
 
 describe('slow and hostile clients', () => {
-  let dir: Awaited<ReturnType<typeof tempDir>>;
-  let shards: TestShards;
-  let backend: OnnxEmbeddingBackend;
-  let upstream: ScriptedUpstream;
+  let stack: LlmStack;
   let app: FastifyInstance;
   let port: number;
   let base: string;
   const config = (overrides: Partial<Config> = {}): Config =>
     loadConfig({}, {
-      shards: shards.spec,
+      shards: stack.shards.spec,
       logLevel: 'silent',
       headersTimeoutMs: HEADERS_TIMEOUT_MS,
       requestTimeoutMs: REQUEST_TIMEOUT_MS,
       sseStallTimeoutMs: STALL_TIMEOUT_MS,
-      llmUrl: `${upstream.url}/v1`,
+      llmUrl: `${stack.upstream.url}/v1`,
       llmModel: MODEL,
       ...overrides,
     });
 
   before(async () => {
-    dir = await tempDir('slow-clients');
-    backend = await loadDefaultBackend();
-    shards = await startShards(2, dir.path, backend.dimensions);
-    upstream = await startScriptedUpstream();
-    app = await buildApp(config(), { embeddingBackend: backend, defaultMetrics: false });
+    stack = await startLlmStack('slow-clients', { shards: 2 });
+    app = await buildApp(config(), { embeddingBackend: stack.backend, defaultMetrics: false });
     await app.listen({ host: '127.0.0.1', port: 0 });
     port = (app.server.address() as AddressInfo).port;
     base = `http://127.0.0.1:${port}`;
@@ -64,10 +56,7 @@ describe('slow and hostile clients', () => {
 
   after(async () => {
     await app?.close();
-    await upstream?.close();
-    await shards?.stop();
-    await backend?.close();
-    await dir?.remove();
+    await stack?.close();
   });
 
   it(`serves valid requests while ${SLOW_CONNECTIONS} slowloris connections send one header byte a second, and closes those at the header timeout`, async (t) => {
@@ -166,7 +155,7 @@ describe('slow and hostile clients', () => {
   });
 
   it('caps open connections: past RAGWAY_MAX_CONNECTIONS new ones are closed as they arrive', async () => {
-    const capped = await buildApp(config({ maxConnections: 20 }), { embeddingBackend: backend, defaultMetrics: false });
+    const capped = await buildApp(config({ maxConnections: 20 }), { embeddingBackend: stack.backend, defaultMetrics: false });
     try {
       await capped.listen({ host: '127.0.0.1', port: 0 });
       const cappedPort = (capped.server.address() as AddressInfo).port;
@@ -189,7 +178,7 @@ describe('slow and hostile clients', () => {
 
   it('closes an event stream that is never read and stops its generation', async () => {
     const tokens = Array.from({ length: 4_000 }, (_, i) => `${i} ${'lorem ipsum '.repeat(1_300)}`);
-    upstream.resetScript({ tokens });
+    stack.upstream.resetScript({ tokens });
     const body = JSON.stringify({ model: MODEL, stream: true, messages: [{ role: 'user', content: 'tell me about cache ttl' }] });
     const socket = connect(port, '127.0.0.1');
     socket.on('error', () => {});
@@ -199,15 +188,15 @@ describe('slow and hostile clients', () => {
     const sent = performance.now();
     socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
     try {
-      const abortedAfter = await upstream.waitForAbort(15_000, sent);
+      const abortedAfter = await stack.upstream.waitForAbort(15_000, sent);
       assert.ok(abortedAfter >= STALL_TIMEOUT_MS, `aborted after ${abortedAfter} ms`);
-      const request = upstream.requests.at(-1);
+      const request = stack.upstream.requests.at(-1);
       assert.ok(request !== undefined);
-      // Backpressure held: only what fits in the socket buffers left the upstream.
+      // Backpressure held: only what fits in the socket buffers left the stack.upstream.
       assert.ok(request.tokenSentAt.length < tokens.length, `${request.tokenSentAt.length} of ${tokens.length} tokens were sent`);
     } finally {
       socket.destroy();
-      upstream.resetScript();
+      stack.upstream.resetScript();
     }
     const health = await fetch(`${base}/v1/search`, {
       method: 'POST',
