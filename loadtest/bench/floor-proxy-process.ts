@@ -22,7 +22,13 @@ const server = createServer((req, res) => {
     pool.dispatch(
       { method: 'POST', path: req.url ?? '/', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) },
       {
-        onConnect() {},
+        onConnect(abort) {
+          // A client that leaves mid-stream ends the upstream request too (else a paused read
+          // would wait for a 'drain' that never comes and hold the upstream connection).
+          res.once('close', () => {
+            if (!res.writableFinished) abort();
+          });
+        },
         onError(err) {
           res.destroy(err);
         },

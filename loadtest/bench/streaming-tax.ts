@@ -58,7 +58,8 @@ async function startListening(script: string, args: string[]): Promise<{ child: 
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
+  // One that already exited (by itself or killed by a signal) would never emit 'exit' again.
+  if (child.exitCode !== null || child.signalCode !== null) return;
   child.kill('SIGTERM');
   await once(child, 'exit');
 }

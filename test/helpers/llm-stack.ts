@@ -16,8 +16,9 @@ export interface LlmStack {
 export async function startLlmStack(prefix: string, options: { shards?: number; script?: Partial<UpstreamScript> } = {}): Promise<LlmStack> {
   const dir = await tempDir(prefix);
   const started: (() => Promise<void>)[] = [() => dir.remove()];
+  // Idempotent: each part is taken off the list as it is stopped, newest first.
   const close = async (): Promise<void> => {
-    for (const stop of started.reverse()) await stop();
+    for (let stop = started.pop(); stop !== undefined; stop = started.pop()) await stop();
   };
   try {
     const backend = await loadDefaultBackend();
