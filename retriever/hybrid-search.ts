@@ -2,6 +2,12 @@
 // candidate lists from every shard, fused by reciprocal rank fusion (or a weighted sum of
 // normalized scores when `alpha` is given) — optionally diversified by MMR. The candidate
 // lists are the shards' merged top-`candidates`, so fusion sees far more than the final k.
+//
+// Those candidate lists travel as ids and scores only: with text, a hybrid search moved
+// 2 lists × shards × `candidates` chunk texts to keep k of them, and serializing and parsing
+// that JSON was most of its cost. The fused top k are then fetched by id (an "ids" query, one
+// more round trip carrying k chunks). A chunk deleted between the two phases is left out of
+// the answer rather than returned without its text.
 import { decodeVector, type Bm25Params, type ShardHit } from '../shards/protocol.js';
 import { maximalMarginalRelevance, reciprocalRankFusion, weightedFusion } from './fusion.js';
 import { searchLexical, type ShardSearch } from './lexical-search.js';
@@ -34,7 +40,9 @@ export async function searchByMode(
   const { k } = options;
   const mmr = mode.mmrLambda !== undefined && mode.mmrLambda < 1;
   const pool = mode.mode === 'hybrid' || mmr ? Math.max(k, mode.candidates ?? DEFAULT_CANDIDATES) : k;
-  const base = { ...options, k: pool, ...(mmr ? { includeVectors: true } : {}) };
+  // Text and metadata are fetched after fusion, for the k winners only.
+  const deferred = pool > k && (options.includeText !== false || options.includeMetadata !== false);
+  const base = { ...options, k: pool, ...(mmr ? { includeVectors: true } : {}), ...(deferred ? { includeText: false, includeMetadata: false } : {}) };
   let result: ScatterSearchResult;
   if (mode.mode === 'vector') {
     result = await shards.search(input.vector, base, signal);
@@ -58,14 +66,43 @@ export async function searchByMode(
       tookMs: vector.tookMs.map((ms, i) => ms + (lexical.tookMs[i] ?? 0)),
     };
   }
-  if (!mmr) return { ...result, hits: result.hits.slice(0, k) };
-  const vectors = new Map<string, Float32Array>();
-  for (const hit of result.hits) {
-    const decoded = hit.vector === undefined ? undefined : decodeVector(hit.vector);
-    if (decoded !== undefined) vectors.set(hit.id, decoded);
+  let winners: ScatterSearchResult;
+  if (!mmr) {
+    winners = { ...result, hits: result.hits.slice(0, k) };
+  } else {
+    const vectors = new Map<string, Float32Array>();
+    for (const hit of result.hits) {
+      const decoded = hit.vector === undefined ? undefined : decodeVector(hit.vector);
+      if (decoded !== undefined) vectors.set(hit.id, decoded);
+    }
+    const diverse = maximalMarginalRelevance(result.hits, vectors, mode.mmrLambda as number, k);
+    winners = { ...result, hits: diverse.map(withoutVector) };
   }
-  const diverse = maximalMarginalRelevance(result.hits, vectors, mode.mmrLambda as number, k);
-  return { ...result, hits: diverse.map(withoutVector) };
+  return deferred ? fetchChunks(shards, winners, options, signal) : winners;
+}
+
+/** Fills in the text and metadata of ranked hits (fetched by id), keeping their order and scores. */
+async function fetchChunks(shards: ShardSearch, ranked: ScatterSearchResult, options: Omit<SearchOptions, 'lexical'>, signal?: AbortSignal): Promise<ScatterSearchResult> {
+  if (ranked.hits.length === 0) return ranked;
+  const ids = ranked.hits.map((hit) => hit.id);
+  const fetched = await shards.search(undefined, { ...options, k: ids.length, ids }, signal);
+  const byId = new Map(fetched.hits.map((hit) => [hit.id, hit]));
+  const hits: ShardHit[] = [];
+  for (const hit of ranked.hits) {
+    const chunk = byId.get(hit.id);
+    if (chunk === undefined) continue;
+    const filled: ShardHit = { ...hit };
+    if (chunk.text !== undefined) filled.text = chunk.text;
+    if (chunk.metadata !== undefined) filled.metadata = chunk.metadata;
+    hits.push(filled);
+  }
+  return {
+    hits,
+    namespaceFound: ranked.namespaceFound,
+    coverage: worseCoverage(ranked.coverage, fetched.coverage),
+    epochs: ranked.epochs.map((epoch, i) => Math.max(epoch, fetched.epochs[i] ?? -1)),
+    tookMs: ranked.tookMs.map((ms, i) => ms + (fetched.tookMs[i] ?? 0)),
+  };
 }
 
 function withoutVector(hit: ShardHit): ShardHit {

@@ -3,7 +3,8 @@
 import type { LexicalStats } from '../shards/protocol.js';
 
 export function addLexicalStats(sum: LexicalStats | undefined, part: LexicalStats): LexicalStats {
-  const df: Record<string, number> = { ...(sum?.df ?? {}) };
+  // No prototype: a query term is any word, and "constructor" must not read Object's.
+  const df: Record<string, number> = Object.assign(Object.create(null) as Record<string, number>, sum?.df);
   for (const [term, count] of Object.entries(part.df)) df[term] = (df[term] ?? 0) + count;
   return {
     doc_count: (sum?.doc_count ?? 0) + part.doc_count,

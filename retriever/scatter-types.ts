@@ -39,6 +39,8 @@ export interface ScatterQuery {
   /** Required unless `lexical` is given. */
   vector?: Float32Array | undefined;
   lexical?: LexicalQuery;
+  /** Instead of a search: fetch these chunks (see fetchChunks in hybrid-search.ts). */
+  ids?: readonly string[];
   k: number;
   namespace: string;
   filter?: Record<string, unknown>;
@@ -86,6 +88,7 @@ export interface SearchOptions extends IncludeOptions, DeadlineOptions, ScopeOpt
   filter?: Record<string, unknown>;
   ef?: number;
   lexical?: LexicalQuery;
+  ids?: readonly string[];
 }
 
 export interface QueryHits {

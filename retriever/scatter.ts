@@ -98,9 +98,10 @@ export class Scatter {
 
   /** One query: the convenience over searchBatch. */
   async search(vector: Float32Array | undefined, options: SearchOptions, signal?: AbortSignal): Promise<ScatterSearchResult> {
-    const { k, namespace, filter, ef, lexical, ...batchOptions } = options;
+    const { k, namespace, filter, ef, lexical, ids, ...batchOptions } = options;
     const query: ScatterQuery = { vector, k, namespace };
     if (lexical !== undefined) query.lexical = lexical;
+    if (ids !== undefined) query.ids = ids;
     if (filter !== undefined) query.filter = filter;
     if (ef !== undefined) query.ef = ef;
     const batch = await this.searchBatch([query], batchOptions, signal);
@@ -349,6 +350,10 @@ function toShardQuery(query: ScatterQuery): ShardQuery {
     if (lexical.stats !== undefined) wire.lexical_stats = lexical.stats;
     if (lexical.statsOnly === true) wire.stats_only = true;
     if (lexical.bm25 !== undefined) wire.bm25 = lexical.bm25;
+  }
+  if (query.ids !== undefined) {
+    wire.mode = 'ids';
+    wire.ids = [...query.ids];
   }
   if (query.filter !== undefined) wire.filter = query.filter;
   if (query.ef !== undefined) wire.ef = query.ef;

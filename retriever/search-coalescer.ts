@@ -63,9 +63,10 @@ export class SearchCoalescer {
 
   search(vector: Float32Array | undefined, options: SearchOptions, signal?: AbortSignal): Promise<ScatterSearchResult> {
     throwIfAborted(signal);
-    const { k, namespace, filter, ef, lexical, deadline, requireComplete, namespaces, trace, ...include } = options;
+    const { k, namespace, filter, ef, lexical, ids, deadline, requireComplete, namespaces, trace, ...include } = options;
     const query: ScatterQuery = { vector, k, namespace };
     if (lexical !== undefined) query.lexical = lexical;
+    if (ids !== undefined) query.ids = ids;
     if (filter !== undefined) query.filter = filter;
     if (ef !== undefined) query.ef = ef;
     // Patterns never contain a comma (NAMESPACE_PATTERN_RE), so the joined list names the scope exactly.

@@ -48,7 +48,7 @@ import { DEFAULTS, resolveWalSettings, validateOptions, type IndexStoreOptions, 
 import { ShardData } from './store/shard-data.js';
 import { SnapshotSchedule } from './store/snapshot-schedule.js';
 import { VectorIndex } from './store/vector-index.js';
-import { prepareQuery, searchLexical, toHit } from './store/queries.js';
+import { fetchByIds, prepareQuery, searchLexical, toHit } from './store/queries.js';
 import { searchVectors } from './store/vector-search.js';
 import { WriteAheadLog, type WalOp, type WalRecord, type WalStats } from './wal.js';
 
@@ -198,6 +198,7 @@ export class IndexStore implements ShardStore {
       checkBudget(deadline, signal);
       const namespace = catalog.namespaces.get(query.namespace);
       if (query.mode === 'lexical') return searchLexical(this.data, query, namespace !== undefined, include);
+      if (query.mode === 'ids') return fetchByIds(this.data, query, include);
       if (namespace === undefined) return { hits: [], namespace_found: false };
       const scored = searchVectors(catalog, vectors, namespace, query, settings);
       return { hits: scored.map((s) => toHit(this.data, s, include)), namespace_found: true };

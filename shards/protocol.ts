@@ -4,8 +4,11 @@
 // and slow to parse on the hot path).
 import { Type, type Static } from '@sinclair/typebox';
 
-/** Bump on any incompatible change; both sides refuse to talk across versions. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Bump on any incompatible change; both sides refuse to talk across versions.
+ * 2: the "ids" query mode (hybrid search fetches text for its fused hits only).
+ */
+export const PROTOCOL_VERSION = 2;
 export const PROTOCOL_HEADER = 'x-ragway-protocol';
 
 export const DEFAULT_NAMESPACE = 'default';
@@ -73,17 +76,23 @@ export const Bm25Params = Type.Object(
 );
 export type Bm25Params = Static<typeof Bm25Params>;
 
-export const SearchMode = Type.Union([Type.Literal('vector'), Type.Literal('lexical')]);
+export const SearchMode = Type.Union([Type.Literal('vector'), Type.Literal('lexical'), Type.Literal('ids')]);
 export type SearchMode = Static<typeof SearchMode>;
 
 export const ShardQuery = Type.Object(
   {
-    /** "vector" (default): nearest `vector`s; "lexical": BM25 over chunk text for `text`. */
+    /**
+     * "vector" (default): nearest `vector`s; "lexical": BM25 over chunk text for `text`; "ids":
+     * the chunks named in `ids` that this shard holds in the namespace (score 0, in `ids` order;
+     * `k` is not used), so a caller that ranked candidates without their text fetches it for the winners only.
+     */
     mode: Type.Optional(SearchMode),
     /** Required in vector mode. */
     vector: Type.Optional(Base64Vector),
     /** Required in lexical mode: the query text, analyzed by the shard. */
     text: Type.Optional(Type.String({ maxLength: 65_536 })),
+    /** Required in ids mode: chunk ids. */
+    ids: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 512 }), { maxItems: 10_000 })),
     /** Lexical: global statistics to score with; absent = this shard's own (single-shard use). */
     lexical_stats: Type.Optional(LexicalStats),
     /** Lexical: only return this shard's term_stats, no hits (the statistics phase). */

@@ -1,5 +1,6 @@
-// Reading a search batch: each wire query validated into a prepared one (vector or
-// lexical), lexical queries answered from the BM25 index, and hits built from the catalog.
+// Reading a search batch: each wire query validated into a prepared one (vector, lexical or
+// ids), lexical queries answered from the BM25 index, ids queries from the catalog, and hits
+// built from the catalog.
 import { createError } from '../../core/errors.js';
 import { compileFilter, type MetadataPredicate } from '../filter.js';
 import { BM25_DEFAULTS } from '../lexical/bm25-index.js';
@@ -26,7 +27,8 @@ export type PreparedQuery =
     statsOnly: boolean;
     bm25: Bm25Params;
     predicate: MetadataPredicate | undefined;
-  };
+  }
+| { mode: 'ids'; namespace: string; ids: readonly string[]; predicate: MetadataPredicate | undefined };
 
 
 export function prepareQuery(data: ShardData, query: ShardQuery, i: number): PreparedQuery {
@@ -45,6 +47,12 @@ export function prepareQuery(data: ShardData, query: ShardQuery, i: number): Pre
       bm25: query.bm25 ?? BM25_DEFAULTS,
       predicate,
     };
+  }
+  if (query.mode === 'ids') {
+    if (query.ids === undefined) {
+      throw createError('RAGWAY_ERR_INVALID_REQUEST', `queries[${i}] is an ids query and needs ids`, { param: `queries[${i}].ids` });
+    }
+    return { mode: 'ids', namespace: query.namespace, ids: query.ids, predicate };
   }
   if (query.vector === undefined) {
     throw createError('RAGWAY_ERR_INVALID_REQUEST', `queries[${i}] is a vector query and needs a vector`, { param: `queries[${i}].vector` });
@@ -66,7 +74,7 @@ query: Extract<PreparedQuery, { mode: 'lexical' }>,
 found: boolean,
 include: HitFields,
 ): QueryResult {
-const { lexical, catalog } = data;
+  const { lexical, catalog } = data;
   const local = lexical.stats(query.namespace, query.terms.keys());
   if (query.statsOnly || !found) return { hits: [], namespace_found: found, term_stats: local };
   const scored = lexical.search(query.namespace, {
@@ -81,6 +89,26 @@ const { lexical, catalog } = data;
   return { hits: scored.map((s) => toHit(data, s, include)), namespace_found: true, term_stats: local };
 }
 
+/**
+ * The chunks named by an ids query that this shard holds in the namespace, in the order asked
+ * (an id named twice comes back once). The filter still applies: a chunk whose metadata changed
+ * since the caller ranked it must not slip past the filter it was ranked under.
+ */
+export function fetchByIds(data: ShardData, query: Extract<PreparedQuery, { mode: 'ids' }>, include: HitFields): QueryResult {
+  const namespace = data.catalog.namespaces.get(query.namespace);
+  if (namespace === undefined) return { hits: [], namespace_found: false };
+  const hits: ShardHit[] = [];
+  const seen = new Set<string>();
+  for (const id of query.ids) {
+    if (seen.has(id)) continue;
+    seen.add(id);
+    const record = namespace.chunks.get(id);
+    if (record === undefined) continue;
+    if (query.predicate !== undefined && !query.predicate(record.metadata)) continue;
+    hits.push(toHit(data, { label: record.label, score: 0 }, include));
+  }
+  return { hits, namespace_found: true };
+}
 
 export function toHit(data: ShardData, scored: Scored, include: HitFields): ShardHit {
   const record = data.catalog.record(scored.label);

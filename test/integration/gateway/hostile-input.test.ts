@@ -13,6 +13,7 @@ import { loadConfig } from '../../../gateway/config.js';
 import type { OnnxEmbeddingBackend } from '../../../embedder/backends/onnx.js';
 import { loadDefaultBackend, startShards, tempDir, type TestShards } from '../../helpers/cluster.js';
 import { rawExchange, uploadThenRead } from '../../helpers/raw-http.js';
+import { PROTOCOL_HEADER, PROTOCOL_VERSION } from '../../../shards/protocol.js';
 
 interface ErrorBody {
   error: { message: string; type: string; code: string; param: string | null };
@@ -214,7 +215,7 @@ describe('hostile input (issue 14) over real shard processes', () => {
     assertEnvelope(rebound.json, 'RAGWAY_ERR_HOST_NOT_ALLOWED');
     // A shard on loopback refuses a rebound name as well.
     const shard = new URL(shards.urls[0] as string);
-    const atShard = await rawExchange(Number(shard.port), 'GET /v1/stats HTTP/1.1\r\nHost: evil.example\r\nx-ragway-protocol: 1\r\nConnection: close\r\n\r\n');
+    const atShard = await rawExchange(Number(shard.port), `GET /v1/stats HTTP/1.1\r\nHost: evil.example\r\n${PROTOCOL_HEADER}: ${PROTOCOL_VERSION}\r\nConnection: close\r\n\r\n`);
     assert.equal(atShard.status, 403);
   });
 
@@ -231,7 +232,7 @@ describe('hostile input (issue 14) over real shard processes', () => {
     assert.equal(mediumId.status, 404);
     assertEnvelope(await mediumId.json(), 'RAGWAY_ERR_NOT_FOUND');
     // Straight at a shard, an over-long path segment is a 414 in the envelope.
-    const shardLong = await fetch(`${shards.urls[0]}/v1/documents/default/${'c'.repeat(3_000)}`, { headers: { 'x-ragway-protocol': '1' } });
+    const shardLong = await fetch(`${shards.urls[0]}/v1/documents/default/${'c'.repeat(3_000)}`, { headers: { [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) } });
     assert.equal(shardLong.status, 414);
     assertEnvelope(await shardLong.json(), 'RAGWAY_ERR_URI_TOO_LONG');
     const framing = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n');
@@ -269,7 +270,7 @@ describe('hostile input (issue 14) over real shard processes', () => {
   it('8: a shard given x-ragway-deadline-ms: -1 answers 400', async () => {
     const response = await fetch(`${shards.urls[0]}/v1/search`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-ragway-protocol': '1', 'x-ragway-deadline-ms': '-1' },
+      headers: { 'content-type': 'application/json', [PROTOCOL_HEADER]: String(PROTOCOL_VERSION), 'x-ragway-deadline-ms': '-1' },
       body: JSON.stringify({ queries: [{ vector: Buffer.alloc(400).toString('base64'), k: 1, namespace: 'default' }] }),
     });
     assert.equal(response.status, 400);

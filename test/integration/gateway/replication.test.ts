@@ -14,6 +14,7 @@ import { buildApp } from '../../../gateway/app.js';
 import { loadConfig } from '../../../gateway/config.js';
 import { loadDefaultBackend, tempDir } from '../../helpers/cluster.js';
 import { listenOnLoopback } from '../../helpers/listen.js';
+import { PROTOCOL_HEADER, PROTOCOL_VERSION } from '../../../shards/protocol.js';
 
 const SHARDS = 2;
 const REPLICAS = 2;
@@ -52,7 +53,7 @@ describe('replicated shards behind the gateway', () => {
     assert.fail(`replicas not ready: ${JSON.stringify(await cluster())}`);
   };
   const setFault = async (url: string, settings: Record<string, unknown>) => {
-    const response = await request(`${url}/v1/faults`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-ragway-protocol': '1' }, body: JSON.stringify(settings) });
+    const response = await request(`${url}/v1/faults`, { method: 'POST', headers: { 'content-type': 'application/json', [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) }, body: JSON.stringify(settings) });
     assert.equal(response.statusCode, 200, await response.body.text());
   };
 
@@ -155,7 +156,7 @@ describe('replicated shards behind the gateway', () => {
     for (let i = 0; i < 60; i += 1) assert.equal((await search({ query: TOPICS[i % TOPICS.length] })).status, 200);
     const slowUrl = urls[0]?.[1] as string;
     const slowSearches = async (): Promise<number> => {
-      const response = await request(`${slowUrl}/v1/stats`, { headers: { 'x-ragway-protocol': '1' } });
+      const response = await request(`${slowUrl}/v1/stats`, { headers: { [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) } });
       return ((await response.body.json()) as { search_requests: number }).search_requests;
     };
     await setFault(slowUrl, { delay_ms: 200, delay_probability: 1 });
