@@ -5,6 +5,12 @@
 export interface ErrorSpec {
   readonly statusCode: number;
   readonly type: string;
+  /**
+   * A 5xx that is the server working as designed (load shedding), not a failure: it is not
+   * logged as an error (under overload that would be thousands of lines a second) and its
+   * message, written for clients, is sent as it is.
+   */
+  readonly shedsLoad?: boolean;
 }
 
 export const ERRORS = {
@@ -43,7 +49,7 @@ export const ERRORS = {
   RAGWAY_ERR_UPSTREAM_UNAVAILABLE: { statusCode: 502, type: 'server_error' },
   RAGWAY_ERR_NOT_READY: { statusCode: 503, type: 'server_error' },
   /** Admission control: this route class is at its concurrency limit and its queue is full. */
-  RAGWAY_ERR_SATURATED: { statusCode: 503, type: 'server_error' },
+  RAGWAY_ERR_SATURATED: { statusCode: 503, type: 'server_error', shedsLoad: true },
   RAGWAY_ERR_SHARD_UNAVAILABLE: { statusCode: 503, type: 'server_error' },
   RAGWAY_ERR_DEADLINE_EXCEEDED: { statusCode: 504, type: 'timeout_error' },
   /** An upstream did not connect, send its first token, or send its next chunk in time. */

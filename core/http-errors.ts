@@ -2,7 +2,7 @@
 // parsing, unknown routes, bugs — into the catalog's envelope. Shared by the gateway and
 // the shard server so a client sees one error shape everywhere.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { createError, isRagwayError, type RagwayError } from './errors.js';
+import { ERRORS, createError, isRagwayError, type ErrorSpec, type RagwayError } from './errors.js';
 import { installJsonBody } from './json-body.js';
 
 interface ValidationIssue {
@@ -94,9 +94,10 @@ export function installErrorHandling(
 ): void {
   app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
     let err = toRagwayError(error);
-    if (err.statusCode >= 500) request.log.error({ err: error }, err.message);
+    const failure = err.statusCode >= 500 && (ERRORS[err.code] as ErrorSpec).shedsLoad !== true;
+    if (failure) request.log.error({ err: error }, err.message);
     else request.log.debug({ code: err.code }, err.message);
-    if (err.statusCode >= 500 && options.publicMessage !== undefined) {
+    if (failure && options.publicMessage !== undefined) {
       err = createError(err.code, options.publicMessage(err.message, request.id), {
         param: err.param,
         ...(err.retryAfterSeconds !== undefined ? { retryAfterSeconds: err.retryAfterSeconds } : {}),

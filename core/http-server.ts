@@ -4,8 +4,8 @@
 // errors, timeouts). A few hundred slow clients (slowloris) are cut off by the header and
 // request timeouts instead of holding the server's connections for ever.
 import type { Socket } from 'node:net';
-import { STATUS_CODES } from 'node:http';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import type { FastifyReply, FastifyRequest, FastifyServerFactory } from 'fastify';
 import { createError, type RagwayError } from './errors.js';
 import { sendError, toRagwayError } from './http-errors.js';
 
@@ -42,9 +42,30 @@ function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   socket.destroy();
 }
 
+/** Answers a request itself and returns true, or returns false to hand it to Fastify. */
+export type RequestInterceptor = (request: IncomingMessage, response: ServerResponse) => boolean;
+
+/**
+ * The HTTP server Fastify would create, with `intercept` ahead of Fastify's own request
+ * handler (gateway/access/early-refusal.ts). Fastify leaves a factory's server as it is, so
+ * the timeouts it sets on its own server (lib/server.js) are set here.
+ */
+function interceptingServer(intercept: RequestInterceptor): FastifyServerFactory<Server> {
+  return (handler, options) => {
+    const server = createServer((options['http'] ?? {}) as ServerOptions, (request, response) => {
+      if (!intercept(request, response)) handler(request, response);
+    });
+    server.keepAliveTimeout = options['keepAliveTimeout'] as number;
+    server.requestTimeout = options['requestTimeout'] as number;
+    server.setTimeout(options['connectionTimeout'] as number);
+    return server;
+  };
+}
+
 /** The Fastify constructor options for these limits and error paths. */
-export function serverOptions(limits: ClientLimits) {
+export function serverOptions(limits: ClientLimits, intercept?: RequestInterceptor) {
   return {
+    ...(intercept === undefined ? {} : { serverFactory: interceptingServer(intercept) }),
     requestTimeout: limits.requestTimeoutMs,
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     // Node checks the two timeouts on this interval (30 s by default, which would let a slow

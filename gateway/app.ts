@@ -19,6 +19,7 @@ import type { Generator } from './providers/provider.js';
 import type { GeneratorRegistry } from './providers/registry.js';
 import type { SearchCoalescer } from '../retriever/search-coalescer.js';
 import type { Caches } from './cache/cache-set.js';
+import { EarlyRefusal } from './access/early-refusal.js';
 import accessPlugin from './plugins/access.js';
 import apiDocsPlugin from './plugins/api-docs.js';
 import cachePlugin from './plugins/cache.js';
@@ -81,17 +82,22 @@ export interface AppDependencies {
 }
 
 export async function buildApp(config: Config, dependencies: AppDependencies = {}): Promise<FastifyInstance> {
+  // Filled in by the access plugin once its admission gates exist.
+  const earlyRefusal = new EarlyRefusal();
   const app = Fastify({
     // Keys and credentials never reach a log line, whatever a serializer includes.
     logger: dependencies.logger ?? (config.logLevel === 'silent' ? false : { level: config.logLevel, redact: REDACTED_LOG_PATHS }),
     bodyLimit: config.maxBodyBytes,
     ajv: ajvOptions(),
     // Bounds the time to *receive* a request; responses and SSE streams run as long as they need.
-    ...serverOptions({
-      headersTimeoutMs: config.headersTimeoutMs,
-      requestTimeoutMs: config.requestTimeoutMs,
-      keepAliveTimeoutMs: config.keepAliveTimeoutMs,
-    }),
+    ...serverOptions(
+      {
+        headersTimeoutMs: config.headersTimeoutMs,
+        requestTimeoutMs: config.requestTimeoutMs,
+        keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+      },
+      (request, response) => earlyRefusal.refuse(request, response),
+    ),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   });
@@ -113,7 +119,7 @@ export async function buildApp(config: Config, dependencies: AppDependencies = {
   await app.register(apiDocsPlugin);
   await app.register(lifecyclePlugin);
   await app.register(metricsPlugin, { defaultMetrics: dependencies.defaultMetrics ?? true });
-  await app.register(accessPlugin);
+  await app.register(accessPlugin, { earlyRefusal });
   await app.register(embedderPlugin, dependencies.embeddingBackend ? { backend: dependencies.embeddingBackend } : {});
   await app.register(retrieverPlugin, dependencies.shardClients ? { clients: dependencies.shardClients } : {});
   await app.register(cachePlugin);

@@ -7,6 +7,14 @@ import type { Coverage, ScatterObserver, ShardView } from '../retriever/scatter.
 import type { ReplicaCallOutcome } from '../retriever/replica-set.js';
 import { registerClusterGauges } from './cluster-metrics.js';
 
+/** What the admission metrics read of a gate (gateway/access/admission.ts). */
+export interface AdmissionGateView {
+  readonly limit: number;
+  readonly active: number;
+  readonly queued: number;
+  readonly rejected: number;
+}
+
 const REPLICA_CALL_OUTCOMES: readonly ReplicaCallOutcome[] = ['ok', 'error', 'cancelled'];
 
 export class GatewayMetrics {
@@ -162,6 +170,38 @@ export class GatewayMetrics {
   /** Per-replica health, load and anti-entropy, and replicas per shard, read from the cluster view at scrape time (cluster-metrics.ts). */
   watchCluster(cluster: () => Promise<ShardView[]>): void {
     registerClusterGauges(this.registry, cluster);
+  }
+
+  /** Each admission gate's limit, load and refusals, read at scrape time (refusals made ahead of Fastify included). */
+  watchAdmission(gates: ReadonlyMap<string, AdmissionGateView>): void {
+    const registers = [this.registry];
+    const gauge = (name: string, help: string, value: (gate: AdmissionGateView) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['class'],
+        registers,
+        collect() {
+          for (const [routeClass, gate] of gates) this.set({ class: routeClass }, value(gate));
+        },
+      });
+    };
+    gauge('ragway_admission_limit', 'Requests of the route class allowed to run at once now (the adaptive limit moves)', (gate) => gate.limit);
+    gauge('ragway_admission_active', 'Requests of the route class running now', (gate) => gate.active);
+    gauge('ragway_admission_queued', 'Requests of the route class waiting for a slot', (gate) => gate.queued);
+    const counted = new Map<string, number>();
+    new Counter({
+      name: 'ragway_admission_rejected_total',
+      help: 'Requests refused with 503 because the route class was at its limit and its queue full',
+      labelNames: ['class'],
+      registers,
+      collect() {
+        for (const [routeClass, gate] of gates) {
+          this.inc({ class: routeClass }, gate.rejected - (counted.get(routeClass) ?? 0));
+          counted.set(routeClass, gate.rejected);
+        }
+      },
+    });
   }
 
   /** Coverage of one scatter-gather search round (a batch of coalesced queries). */

@@ -13,7 +13,7 @@
 // samples, so it follows a machine that became slower or faster. The fixed `concurrency` is
 // then the ceiling. Capacity is found by the gateway itself rather than guessed in a setting:
 // the right limit depends on cores, shards and query mix.
-import { abortError, createError } from '../../core/errors.js';
+import { abortError, createError, type RagwayError } from '../../core/errors.js';
 
 export type RouteClass = 'search' | 'generation' | 'ingest';
 
@@ -128,7 +128,7 @@ export class AdmissionGate {
   }
 
   /** Refuses a request now, as acquire() would have (the 503, counted). */
-  refuse(): Error {
+  refuse(): RagwayError {
     return this.#saturated();
   }
 
@@ -159,7 +159,7 @@ export class AdmissionGate {
     });
   }
 
-  #saturated(): Error {
+  #saturated(): RagwayError {
     this.rejected += 1;
     return createError(
       'RAGWAY_ERR_SATURATED',

@@ -15,6 +15,7 @@ import { requestSignal } from '../../core/request-signal.js';
 import { assertNamespaceAllowed } from '../../shards/access.js';
 import { ConfigError } from '../config.js';
 import { AdmissionGate, type RouteClass } from '../access/admission.js';
+import type { EarlyRefusal } from '../access/early-refusal.js';
 import { MemoryBuckets, RedisBuckets, type Buckets } from '../access/buckets.js';
 import { KeyStore, type ApiKey } from '../access/key-store.js';
 import { KeyRateLimiter } from '../access/rate-limiter.js';
@@ -81,8 +82,13 @@ function auditCounts(payload: unknown): Record<string, unknown> {
   }
 }
 
+export interface AccessPluginOptions {
+  /** Told which exact routes belong to which gate, so it can refuse ahead of Fastify. */
+  earlyRefusal?: EarlyRefusal;
+}
+
 export default fp(
-  async (app) => {
+  async (app, options: AccessPluginOptions) => {
     const { config } = app;
     const audit = app.log.child({ audit: true }, { level: 'info' });
     let keys: KeyStore | undefined;
@@ -124,6 +130,13 @@ export default fp(
       gates.set('search', new AdmissionGate('search', { concurrency: config.admitSearchConcurrency, ...common, adaptive }));
       gates.set('generation', new AdmissionGate('generation', { concurrency: config.admitGenerationConcurrency, ...common }));
       gates.set('ingest', new AdmissionGate('ingest', { concurrency: config.admitIngestConcurrency, ...common }));
+      const exact = new Map<string, AdmissionGate>();
+      for (const [route, policy] of Object.entries(ROUTE_POLICIES)) {
+        const gate = policy.routeClass === undefined ? undefined : gates.get(policy.routeClass);
+        if (gate !== undefined && !route.includes('*')) exact.set(route, gate);
+      }
+      options.earlyRefusal?.setRoutes(exact);
+      app.metrics.watchAdmission(gates);
     }
     const openStreams = new Map<string, number>();
     app.decorate('access', {
@@ -226,5 +239,5 @@ export default fp(
       return payload;
     });
   },
-  { name: 'ragway-access', dependencies: ['ragway-lifecycle'] },
+  { name: 'ragway-access', dependencies: ['ragway-lifecycle', 'ragway-metrics'] },
 );
