@@ -211,8 +211,9 @@ class HedgedRead<T> {
     }
     this.#observe(attempt, elapsed, 'ok');
     this.#recordSuccess(attempt.replica, elapsed);
-    // The loser's answer is no longer wanted: free its connection and the shard's time.
-    this.#cancelAll(createError('RAGWAY_ERR_CLIENT_CLOSED', `${this.#context.label}: another replica answered first`));
+    // The loser's answer is no longer wanted: free its connection and the shard's time. Most
+    // reads have no loser, and an error (its stack) per shard call is not free.
+    if (this.#attempts.size > 0) this.#cancelAll(createError('RAGWAY_ERR_CLIENT_CLOSED', `${this.#context.label}: another replica answered first`));
     this.#control?.settle(value);
     if (attempt.hedge) {
       this.#context.counters.hedgesWon += 1;

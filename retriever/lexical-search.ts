@@ -25,5 +25,7 @@ export async function searchLexical(
   if (phase1.termStats === undefined || phase1.termStats.doc_count === 0) {
     return { ...phase1, hits: [] };
   }
-  return shards.search(undefined, { ...rest, lexical: { ...lexical, stats: phase1.termStats } }, signal);
+  const phase2 = await shards.search(undefined, { ...rest, lexical: { ...lexical, stats: phase1.termStats } }, signal);
+  // The statistics every hit was scored with (shards return none in phase 2).
+  return { ...phase2, termStats: phase1.termStats };
 }

@@ -134,7 +134,7 @@ export const QueryResult = Type.Object({
   hits: Type.Array(ShardHit),
   /** False when this shard holds nothing in the namespace (the gateway turns all-false into a 404). */
   namespace_found: Type.Boolean(),
-  /** Lexical queries: this shard's statistics for the query's terms. */
+  /** Lexical queries: this shard's statistics for the query's terms (not when the query brought global ones). */
   term_stats: Type.Optional(LexicalStats),
 });
 export type QueryResult = Static<typeof QueryResult>;

@@ -21,8 +21,8 @@ export const BM25_DEFAULTS = { k1: 0.9, b: 0.4 } as const;
 interface NamespaceLexicon {
   /** term → label → term frequency. */
   readonly postings: Map<string, Map<number, number>>;
-  /** label → document length in terms. */
-  readonly lengths: Map<number, number>;
+  /** Live documents. */
+  documents: number;
   totalLength: number;
 }
 
@@ -38,10 +38,51 @@ export interface LexicalQuery {
   metadataOf: (label: number) => Record<string, unknown>;
 }
 
+/**
+ * Per-label arrays, indexed by the shard's dense labels (the vector index hands them out from
+ * a free list): document lengths, and the scoring scratch every search reuses — a score per
+ * label and the search that last touched it. Scoring a posting is then two array reads and a
+ * write instead of three hash-map operations, which was most of a lexical search's time.
+ */
+class LabelArrays {
+  lengths: Float64Array = new Float64Array(0);
+  scores = new Float64Array(0);
+  /** The search (by generation) whose score a label holds; older ones read as 0. */
+  stamps = new Uint32Array(0);
+  generation = 0;
+
+  ensure(label: number): void {
+    if (label < this.lengths.length) return;
+    let size = Math.max(1024, this.lengths.length);
+    while (size <= label) size *= 2;
+    this.lengths = grown(this.lengths, size);
+    this.scores = new Float64Array(size);
+    this.stamps = new Uint32Array(size);
+    this.generation = 0;
+  }
+
+  /** Starts a search: every label's score reads as unset. */
+  nextGeneration(): number {
+    this.generation += 1;
+    if (this.generation === 0xffffffff) {
+      this.stamps.fill(0);
+      this.generation = 1;
+    }
+    return this.generation;
+  }
+}
+
+function grown(from: Float64Array, size: number): Float64Array {
+  const to = new Float64Array(size);
+  to.set(from);
+  return to;
+}
+
 export class Bm25Index {
   private readonly namespaces = new Map<string, NamespaceLexicon>();
   /** label → (namespace, its term counts), so a removal touches only its own postings. */
   private readonly documents = new Map<number, { namespace: string; terms: Map<string, number> }>();
+  private readonly labels = new LabelArrays();
 
   add(label: number, namespace: string, text: string): void {
     if (this.documents.has(label)) this.remove(label);
@@ -56,7 +97,9 @@ export class Bm25Index {
       }
       posting.set(label, tf);
     }
-    lexicon.lengths.set(label, tokens.length);
+    this.labels.ensure(label);
+    this.labels.lengths[label] = tokens.length;
+    lexicon.documents += 1;
     lexicon.totalLength += tokens.length;
     this.documents.set(label, { namespace, terms });
   }
@@ -72,9 +115,10 @@ export class Bm25Index {
       posting?.delete(label);
       if (posting?.size === 0) lexicon.postings.delete(term);
     }
-    lexicon.totalLength -= lexicon.lengths.get(label) ?? 0;
-    lexicon.lengths.delete(label);
-    if (lexicon.lengths.size === 0) this.namespaces.delete(document.namespace);
+    lexicon.totalLength -= this.labels.lengths[label] ?? 0;
+    this.labels.lengths[label] = 0;
+    lexicon.documents -= 1;
+    if (lexicon.documents === 0) this.namespaces.delete(document.namespace);
   }
 
   /** This shard's statistics for `terms` in a namespace (the gateway sums them over shards). */
@@ -82,7 +126,7 @@ export class Bm25Index {
     const lexicon = this.namespaces.get(namespace);
     const df: Record<string, number> = {};
     for (const term of terms) df[term] = lexicon?.postings.get(term)?.size ?? 0;
-    return { doc_count: lexicon?.lengths.size ?? 0, total_length: lexicon?.totalLength ?? 0, df };
+    return { doc_count: lexicon?.documents ?? 0, total_length: lexicon?.totalLength ?? 0, df };
   }
 
   search(namespace: string, query: LexicalQuery): Scored[] {
@@ -90,22 +134,31 @@ export class Bm25Index {
     if (lexicon === undefined || query.stats.doc_count === 0) return [];
     const { k1, b, stats, predicate } = query;
     const avgdl = stats.total_length / stats.doc_count || 1;
-    const scores = new Map<number, number>();
+    const { lengths, scores, stamps } = this.labels;
+    const generation = this.labels.nextGeneration();
+    // Labels in the order they were first scored (what a Map of scores would iterate).
+    const touched: number[] = [];
     // Terms in a fixed (sorted) order so every shard and a single index add the same floats in the same order.
     for (const term of [...query.terms.keys()].sort()) {
       const posting = lexicon.postings.get(term);
       if (posting === undefined) continue;
       const weight = (query.terms.get(term) as number) * idf(stats.doc_count, Object.hasOwn(stats.df, term) ? (stats.df[term] as number) : posting.size);
-      for (const [label, tf] of posting) {
-        const dl = lexicon.lengths.get(label) as number;
+      posting.forEach((tf, label) => {
+        const dl = lengths[label] as number;
         const score = (weight * tf * (k1 + 1)) / (tf + k1 * (1 - b + (b * dl) / avgdl));
-        scores.set(label, (scores.get(label) ?? 0) + score);
-      }
+        if (stamps[label] === generation) {
+          scores[label] = (scores[label] as number) + score;
+        } else {
+          stamps[label] = generation;
+          scores[label] = score;
+          touched.push(label);
+        }
+      });
     }
     const top = new TopK(query.k);
-    for (const [label, score] of scores) {
+    for (const label of touched) {
       if (predicate !== undefined && !predicate(query.metadataOf(label))) continue;
-      top.offer(label, score);
+      top.offer(label, scores[label] as number);
     }
     return top.sorted();
   }
@@ -113,7 +166,7 @@ export class Bm25Index {
   private lexicon(namespace: string): NamespaceLexicon {
     let lexicon = this.namespaces.get(namespace);
     if (lexicon === undefined) {
-      lexicon = { postings: new Map(), lengths: new Map(), totalLength: 0 };
+      lexicon = { postings: new Map(), documents: 0, totalLength: 0 };
       this.namespaces.set(namespace, lexicon);
     }
     return lexicon;

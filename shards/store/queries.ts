@@ -67,7 +67,11 @@ export function prepareQuery(data: ShardData, query: ShardQuery, i: number): Pre
   };
 }
 
-/** BM25 with the query's global statistics, or this shard's own when it carries none. */
+/**
+ * BM25 with the query's global statistics, or this shard's own when it carries none. The
+ * shard's own statistics come back (`term_stats`) when asked for or scored with; a query that
+ * brought global ones (phase 2 of the gateway's DFS) has no use for them.
+ */
 export function searchLexical(
 data: ShardData,
 query: Extract<PreparedQuery, { mode: 'lexical' }>,
@@ -75,18 +79,19 @@ found: boolean,
 include: HitFields,
 ): QueryResult {
   const { lexical, catalog } = data;
-  const local = lexical.stats(query.namespace, query.terms.keys());
-  if (query.statsOnly || !found) return { hits: [], namespace_found: found, term_stats: local };
+  const local = query.stats === undefined || query.statsOnly || !found ? lexical.stats(query.namespace, query.terms.keys()) : undefined;
+  if (query.statsOnly || !found) return { hits: [], namespace_found: found, ...(local !== undefined ? { term_stats: local } : {}) };
   const scored = lexical.search(query.namespace, {
     terms: query.terms,
     k: query.k,
-    stats: query.stats ?? local,
+    stats: query.stats ?? (local as LexicalStats),
     k1: query.bm25.k1,
     b: query.bm25.b,
     predicate: query.predicate,
     metadataOf: (label) => catalog.record(label)?.metadata ?? {},
   });
-  return { hits: scored.map((s) => toHit(data, s, include)), namespace_found: true, term_stats: local };
+  const hits = scored.map((s) => toHit(data, s, include));
+  return local === undefined ? { hits, namespace_found: true } : { hits, namespace_found: true, term_stats: local };
 }
 
 /**

@@ -17,12 +17,15 @@ export class TopK {
   constructor(private readonly k: number) {}
 
   offer(label: number, score: number): void {
-    const item = { label, score };
     if (this.heap.length < this.k) {
-      this.heap.push(item);
+      this.heap.push({ label, score });
       this.siftUp(this.heap.length - 1);
-    } else if (compareScored(item, this.heap[0] as Scored) < 0) {
-      this.heap[0] = item;
+      return;
+    }
+    // Compared before anything is allocated: most offers of a long scan lose to the worst kept.
+    const worst = this.heap[0];
+    if (worst !== undefined && (worst.score - score || label - worst.label) < 0) {
+      this.heap[0] = { label, score };
       this.siftDown(0);
     }
   }
