@@ -9,8 +9,11 @@
 // Only routes with exact paths are looked up (`POST /v1/search`); anything else, a path
 // spelled differently, or a gate with room goes on to Fastify, where the access plugin's
 // onRequest check still refuses what this one passed. The request body is not read: Node
-// discards it once the response ends and keeps the connection. Such a refusal skips CORS,
-// the Host check, logging and the HTTP metrics; the admission metrics count it.
+// discards it once the response ends and keeps the connection. A request with an `Origin`
+// header (a browser's) always goes on to Fastify, so the origin policy and CORS headers apply
+// to it exactly as before (a page must be able to read its 503, and a disallowed origin gets
+// its 403). Other refusals skip the Host check, logging and the HTTP metrics; the admission
+// metrics count them.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AdmissionGate } from './admission.js';
 
@@ -24,7 +27,7 @@ export class EarlyRefusal {
 
   /** Answers the request with 503 and returns true when its gate is full; false hands it on. */
   refuse(request: IncomingMessage, response: ServerResponse): boolean {
-    if (this.#gates.size === 0) return false;
+    if (this.#gates.size === 0 || request.headers.origin !== undefined) return false;
     const url = request.url ?? '';
     const query = url.indexOf('?');
     const gate = this.#gates.get(`${request.method ?? ''} ${query === -1 ? url : url.slice(0, query)}`);

@@ -39,6 +39,7 @@ describe('admission control over HTTP', () => {
         llmModel: 'scripted',
         admitGenerationConcurrency: 1,
         admitQueueLength: 0,
+        corsOrigins: 'https://app.example',
         logLevel: 'debug',
       },
     );
@@ -80,6 +81,16 @@ describe('admission control over HTTP', () => {
     await refusedAt('/v1/chat/completions'); // ahead of Fastify
     await refusedAt('/v1/chat/completions?trace=1'); // ahead of Fastify, query string aside
     await refusedAt('/v1/chat/%63ompletions'); // the router decodes it; the access plugin refuses
+    // A browser's request goes on to Fastify, where the origin policy applies: an allowed page
+    // gets its 503 with the CORS headers it needs to read it…
+    const fromPage = await client.request({ method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json', origin: 'https://app.example' }, body: chat(false) });
+    assert.equal(fromPage.statusCode, 503);
+    assert.equal(fromPage.headers['access-control-allow-origin'], 'https://app.example');
+    assert.equal(((await fromPage.body.json()) as { error: { code: string } }).error.code, 'RAGWAY_ERR_SATURATED');
+    // …and a page of another origin its 403, not a 503.
+    const fromElsewhere = await client.request({ method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json', origin: 'https://evil.example' }, body: chat(false) });
+    assert.equal(fromElsewhere.statusCode, 403);
+    assert.equal(((await fromElsewhere.body.json()) as { error: { code: string } }).error.code, 'RAGWAY_ERR_ORIGIN_NOT_ALLOWED');
     // The same connection serves what has room: a search (another route class) and health.
     const search = await client.request({ method: 'POST', path: '/v1/search', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: 'anything', k: 1 }) });
     assert.ok(search.statusCode === 200 || search.statusCode === 404, `search answered ${search.statusCode}`);
@@ -91,12 +102,12 @@ describe('admission control over HTTP', () => {
 
     const metrics = await client.request({ method: 'GET', path: '/metrics' });
     const text = await metrics.body.text();
-    assert.match(text, /ragway_admission_rejected_total\{class="generation"\} 3\b/);
+    assert.match(text, /ragway_admission_rejected_total\{class="generation"\} 4\b/);
     assert.match(text, /ragway_admission_limit\{class="generation"\} 1\b/);
     assert.match(text, /ragway_admission_active\{class="generation"\} 1\b/);
     assert.match(text, /ragway_admission_rejected_total\{class="search"\} 0\b/);
-    // Refused ahead of Fastify, two never reached the HTTP metrics; the one Fastify routed did.
-    assert.match(text, /ragway_http_request_duration_seconds_count\{method="POST",route="\/v1\/chat\/completions",status_code="503"\} 1\b/);
+    // Refused ahead of Fastify, two never reached the HTTP metrics; the two Fastify routed did.
+    assert.match(text, /ragway_http_request_duration_seconds_count\{method="POST",route="\/v1\/chat\/completions",status_code="503"\} 2\b/);
     const errorLines = logLines.filter((line) => (line['level'] as number) >= 50);
     assert.deepEqual(errorLines, [], 'refusals are not logged as errors');
 
