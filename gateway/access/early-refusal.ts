@@ -19,15 +19,18 @@ import type { AdmissionGate } from './admission.js';
 
 export class EarlyRefusal {
   #gates = new Map<string, AdmissionGate>();
+  /** Each gate once: a request is looked up (its key built) only while one of them is full. */
+  #distinct: readonly AdmissionGate[] = [];
 
   /** The gate of each `METHOD /exact/path` route (replacing any set before). */
   setRoutes(gates: ReadonlyMap<string, AdmissionGate>): void {
     this.#gates = new Map(gates);
+    this.#distinct = [...new Set(gates.values())];
   }
 
   /** Answers the request with 503 and returns true when its gate is full; false hands it on. */
   refuse(request: IncomingMessage, response: ServerResponse): boolean {
-    if (this.#gates.size === 0 || request.headers.origin !== undefined) return false;
+    if (!this.#anyFull() || request.headers.origin !== undefined) return false;
     const url = request.url ?? '';
     const query = url.indexOf('?');
     const gate = this.#gates.get(`${request.method ?? ''} ${query === -1 ? url : url.slice(0, query)}`);
@@ -41,5 +44,10 @@ export class EarlyRefusal {
     });
     response.end(body);
     return true;
+  }
+
+  #anyFull(): boolean {
+    for (const gate of this.#distinct) if (gate.full) return true;
+    return false;
   }
 }

@@ -79,19 +79,19 @@ found: boolean,
 include: HitFields,
 ): QueryResult {
   const { lexical, catalog } = data;
-  const local = query.stats === undefined || query.statsOnly || !found ? lexical.stats(query.namespace, query.terms.keys()) : undefined;
-  if (query.statsOnly || !found) return { hits: [], namespace_found: found, ...(local !== undefined ? { term_stats: local } : {}) };
+  if (query.statsOnly || !found) return { hits: [], namespace_found: found, term_stats: lexical.stats(query.namespace, query.terms.keys()) };
+  const stats = query.stats ?? lexical.stats(query.namespace, query.terms.keys());
   const scored = lexical.search(query.namespace, {
     terms: query.terms,
     k: query.k,
-    stats: query.stats ?? (local as LexicalStats),
+    stats,
     k1: query.bm25.k1,
     b: query.bm25.b,
     predicate: query.predicate,
     metadataOf: (label) => catalog.record(label)?.metadata ?? {},
   });
   const hits = scored.map((s) => toHit(data, s, include));
-  return local === undefined ? { hits, namespace_found: true } : { hits, namespace_found: true, term_stats: local };
+  return query.stats === undefined ? { hits, namespace_found: true, term_stats: stats } : { hits, namespace_found: true };
 }
 
 /**

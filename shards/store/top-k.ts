@@ -8,7 +8,12 @@ export interface Scored {
 
 /** Best first; equal scores fall back to the label so results never depend on scan order. */
 export function compareScored(a: Scored, b: Scored): number {
-  return b.score - a.score || a.label - b.label;
+  return compareParts(a.label, a.score, b);
+}
+
+/** compareScored for a candidate not yet made into an object. */
+function compareParts(label: number, score: number, b: Scored): number {
+  return b.score - score || label - b.label;
 }
 
 /** Bounded min-heap keeping the k best (score, label) pairs seen. */
@@ -24,7 +29,7 @@ export class TopK {
     }
     // Compared before anything is allocated: most offers of a long scan lose to the worst kept.
     const worst = this.heap[0];
-    if (worst !== undefined && (worst.score - score || label - worst.label) < 0) {
+    if (worst !== undefined && compareParts(label, score, worst) < 0) {
       this.heap[0] = { label, score };
       this.siftDown(0);
     }

@@ -107,17 +107,22 @@ describe('Bm25Index', () => {
 
   it('uses statistics it is given (the gateway sums every shard\'s) over its own', () => {
     const index = new Bm25Index();
-    index.add(0, 'default', 'apple banana');
-    index.add(1, 'default', 'apple cherry cherry');
-    const terms = new Map([['appl', 1], ['cherri', 1]]);
-    const local = index.stats('default', terms.keys());
-    const global: LexicalStats = { doc_count: 1000, total_length: 3000, df: { appl: 900, cherri: 3 } };
-    const search = (stats: LexicalStats) =>
-      index.search('default', { terms, k: 2, stats, ...BM25_DEFAULTS, predicate: undefined, metadataOf: () => ({}) });
-    const withLocal = search(local);
-    const withGlobal = search(global);
-    assert.deepEqual(withGlobal.map((hit) => hit.label), [1, 0]);
-    assert.notEqual(withLocal[0]?.score, withGlobal[0]?.score);
+    const live = new Map<number, Live>([
+      [0, { namespace: 'default', text: 'apple banana', parity: 'even' }],
+      [1, { namespace: 'default', text: 'apple cherry cherry', parity: 'odd' }],
+      [2, { namespace: 'default', text: 'banana banana date', parity: 'even' }],
+    ]);
+    for (const [label, doc] of live) index.add(label, doc.namespace, doc.text);
+    const terms = new Map([['appl', 1], ['banana', 1], ['cherri', 1]]);
+    // As if other shards held many more documents: apple common, banana and cherry rare.
+    const global: LexicalStats = { doc_count: 1000, total_length: 3000, df: { appl: 900, banana: 4, cherri: 3 } };
+    const got = index.search('default', { terms, k: 3, stats: global, ...BM25_DEFAULTS, predicate: undefined, metadataOf: () => ({}) });
+    const want = referenceSearch(live, 'default', terms, global, 3, () => true);
+    assert.deepEqual(got.map((hit) => hit.label), want.map((hit) => hit.label));
+    for (const [i, hit] of got.entries()) assert.ok(Math.abs(hit.score - (want[i] as { score: number }).score) < 1e-12);
+    // Its own statistics rank differently: what the given ones are for.
+    const own = index.search('default', { terms, k: 3, stats: index.stats('default', terms.keys()), ...BM25_DEFAULTS, predicate: undefined, metadataOf: () => ({}) });
+    assert.notDeepEqual(own.map((hit) => hit.score), got.map((hit) => hit.score));
   });
 
   it('forgets a namespace whose last document went, and searches it as empty', () => {
