@@ -18,18 +18,28 @@ export interface StreamStats {
   tokensPerSecondMean: number;
 }
 
+/** A path under the burst: its streams, and how far its rounds' median TTFTs spread. */
+export interface BurstStats extends StreamStats {
+  /** The fastest and the slowest round's median TTFT: every stream of a round waits on the same intake, so p99 is the slowest round's. */
+  roundP50RangeMs: [number, number];
+}
+
 /** Streams started in the same instant, round after round: the start-up cost under a burst. */
 export interface BurstReport {
   streams: number;
   rounds: number;
-  direct: StreamStats;
-  ragway: StreamStats;
-  /** A bare Node pass-through proxy (floor-proxy-process.ts): what any one Node hop costs here. */
-  floor: StreamStats;
+  direct: BurstStats;
+  ragway: BurstStats;
+  /** A bare Node pass-through proxy (floor-proxy-process.ts, node:http): what any one Node hop costs here. */
+  floor: BurstStats;
+  /** The same pass-through on one bare Fastify route: what the framework costs by itself. */
+  fastifyFloor: BurstStats;
   addedTtftP50Ms: number;
   addedTtftP99Ms: number;
   floorAddedTtftP50Ms: number;
   floorAddedTtftP99Ms: number;
+  fastifyFloorAddedTtftP50Ms: number;
+  fastifyFloorAddedTtftP99Ms: number;
 }
 
 export interface StreamingTaxReport {
@@ -148,28 +158,33 @@ function stats(ttfts: number[], rates: number[], errors: number): StreamStats {
  * rounds and one unmeasured round warms each path (connections, JIT): what is left is
  * per-request cost.
  */
-async function measureBurst<K extends string>(targets: Record<K, { base: string; body: string }>, streams: number, rounds: number): Promise<Record<K, StreamStats>> {
+async function measureBurst<K extends string>(targets: Record<K, { base: string; body: string }>, streams: number, rounds: number): Promise<Record<K, BurstStats>> {
   const paths = (Object.keys(targets) as K[]).map((name) => ({
     name,
     ...targets[name],
     pool: new Pool(targets[name].base, { connections: streams }),
     ttfts: [] as number[],
     rates: [] as number[],
+    roundP50s: [] as number[],
     errors: 0,
   }));
   const round = async (path: (typeof paths)[number], record: boolean): Promise<void> => {
+    const ttfts: number[] = [];
     await Promise.all(
       Array.from({ length: streams }, async () => {
         try {
           const result = await oneStream(path.pool, '/v1/chat/completions', path.body);
           if (!record) return;
-          path.ttfts.push(result.ttftMs);
+          ttfts.push(result.ttftMs);
           if (result.spanMs > 0) path.rates.push(((result.tokens - 1) * 1000) / result.spanMs);
         } catch {
           if (record) path.errors += 1;
         }
       }),
     );
+    if (ttfts.length === 0) return;
+    path.ttfts.push(...ttfts);
+    path.roundP50s.push(percentile(ttfts.sort((a, b) => a - b), 0.5));
   };
   try {
     for (const path of paths) await round(path, false);
@@ -179,7 +194,12 @@ async function measureBurst<K extends string>(targets: Record<K, { base: string;
   } finally {
     await Promise.all(paths.map((path) => path.pool.close()));
   }
-  return Object.fromEntries(paths.map((path) => [path.name, stats(path.ttfts, path.rates, path.errors)])) as Record<K, StreamStats>;
+  return Object.fromEntries(
+    paths.map((path) => [
+      path.name,
+      { ...stats(path.ttfts, path.rates, path.errors), roundP50RangeMs: [Math.min(...path.roundP50s), Math.max(...path.roundP50s)] },
+    ]),
+  ) as Record<K, BurstStats>;
 }
 
 export async function benchStreamingTax(options: { quick: boolean; workDir: string; dim: number; log: (line: string) => void }): Promise<StreamingTaxReport> {
@@ -191,6 +211,7 @@ export async function benchStreamingTax(options: { quick: boolean; workDir: stri
     JSON.stringify({ tokens: Array.from({ length: tokensPerStream }, (_, i) => ` tok${i}`), delayMs: tokenIntervalMs, firstTokenDelayMs: 20 }),
   ]);
   let floor: { child: ChildProcess; url: string } | undefined;
+  let fastifyFloor: { child: ChildProcess; url: string } | undefined;
   const shard = new ServiceProcess({
     label: 'tax-shard',
     host: '127.0.0.1',
@@ -221,9 +242,15 @@ export async function benchStreamingTax(options: { quick: boolean; workDir: stri
     // moves it by tens of ms. More rounds make it a statistic; each costs well under a second.
     const burstRounds = options.quick ? 8 : 16;
     options.log(`streaming tax, burst: ${burstStreams} streams started together × ${burstRounds} rounds`);
-    floor = await startListening('./floor-proxy-process.js', [upstream.url, MODEL]);
+    floor = await startListening('./floor-proxy-process.js', [upstream.url, MODEL, 'node']);
+    fastifyFloor = await startListening('./floor-proxy-process.js', [upstream.url, MODEL, 'fastify']);
     const burst = await measureBurst(
-      { direct: { base: upstream.url, body: directBody }, floor: { base: floor.url, body: ragwayBody }, ragway: { base: gatewayUrl, body: ragwayBody } },
+      {
+        direct: { base: upstream.url, body: directBody },
+        floor: { base: floor.url, body: ragwayBody },
+        fastifyFloor: { base: fastifyFloor.url, body: ragwayBody },
+        ragway: { base: gatewayUrl, body: ragwayBody },
+      },
       burstStreams,
       burstRounds,
     );
@@ -239,6 +266,8 @@ export async function benchStreamingTax(options: { quick: boolean; workDir: stri
         addedTtftP99Ms: burst.ragway.ttftP99Ms - burst.direct.ttftP99Ms,
         floorAddedTtftP50Ms: burst.floor.ttftP50Ms - burst.direct.ttftP50Ms,
         floorAddedTtftP99Ms: burst.floor.ttftP99Ms - burst.direct.ttftP99Ms,
+        fastifyFloorAddedTtftP50Ms: burst.fastifyFloor.ttftP50Ms - burst.direct.ttftP50Ms,
+        fastifyFloorAddedTtftP99Ms: burst.fastifyFloor.ttftP99Ms - burst.direct.ttftP99Ms,
       },
       concurrency,
       tokensPerStream,
@@ -252,6 +281,7 @@ export async function benchStreamingTax(options: { quick: boolean; workDir: stri
     await gateway.stop();
     await shard.stop();
     if (floor !== undefined) await stopChild(floor.child);
+    if (fastifyFloor !== undefined) await stopChild(fastifyFloor.child);
     await stopChild(upstream.child);
   }
 }
@@ -259,6 +289,9 @@ export async function benchStreamingTax(options: { quick: boolean; workDir: stri
 export function renderStreamingTax(report: StreamingTaxReport): string {
   const row = (name: string, s: StreamStats): string =>
     `| ${name} | ${s.streams} | ${s.errors} | ${s.ttftP50Ms.toFixed(2)} | ${s.ttftP99Ms.toFixed(2)} | ${s.tokensPerSecondMean.toFixed(1)} |`;
+  const burstRow = (name: string, s: BurstStats): string =>
+    `| ${name} | ${s.streams} | ${s.errors} | ${s.ttftP50Ms.toFixed(2)} | ${s.ttftP99Ms.toFixed(2)} | ${s.roundP50RangeMs[0].toFixed(1)}–${s.roundP50RangeMs[1].toFixed(1)} | ${s.tokensPerSecondMean.toFixed(1)} |`;
+  const burst = report.burst;
   return [
     '## Streaming tax',
     '',
@@ -273,17 +306,21 @@ export function renderStreamingTax(report: StreamingTaxReport): string {
     `Added p50 TTFT: **${report.addedTtftP50Ms.toFixed(2)} ms** (target ≤ 5 ms); ` +
       `tokens/s through ragway: **${(report.tokensPerSecondRatio * 100).toFixed(1)}%** of direct (target ≥ 90%).`,
     '',
-    `Burst: ${report.burst.streams} streams started in the same instant, ${report.burst.rounds} rounds (the paths taking turns, one warm-up round each). ` +
-      'The floor is a bare Node pass-through proxy (node:http in, undici out, no routing, validation, access control or metrics): what any one Node hop costs on this machine.',
+    `Burst: ${burst.streams} streams started in the same instant, ${burst.rounds} rounds (the paths taking turns, one warm-up round each). ` +
+      'The floors are bare pass-through proxies (undici out; no validation, access control, admission or metrics): node:http in, what any one Node hop costs on this machine; ' +
+      "one bare Fastify route, what ragway's framework costs by itself. The streams of a round wait on the same intake, so a round is fast or slow as a whole: " +
+      "p99 is the slowest round's, and the round column shows how far rounds land apart.",
     '',
-    '| Path | streams | errors | TTFT p50 ms | TTFT p99 ms | tokens/s per stream |',
-    '|---|---:|---:|---:|---:|---:|',
-    row('direct to upstream', report.burst.direct),
-    row('through a bare Node proxy (floor)', report.burst.floor),
-    row('through ragway', report.burst.ragway),
+    '| Path | streams | errors | TTFT p50 ms | TTFT p99 ms | rounds\' p50 ms | tokens/s per stream |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+    burstRow('direct to upstream', burst.direct),
+    burstRow('through a bare Node proxy (floor)', burst.floor),
+    burstRow('through a bare Fastify route (framework floor)', burst.fastifyFloor),
+    burstRow('through ragway', burst.ragway),
     '',
-    `Added TTFT under the burst: **${report.burst.addedTtftP50Ms.toFixed(2)} ms p50, ${report.burst.addedTtftP99Ms.toFixed(2)} ms p99** (target p99 ≤ 10 ms); ` +
-      `the floor adds ${report.burst.floorAddedTtftP50Ms.toFixed(2)} ms p50, ${report.burst.floorAddedTtftP99Ms.toFixed(2)} ms p99.`,
+    `Added TTFT under the burst: **${burst.addedTtftP50Ms.toFixed(2)} ms p50, ${burst.addedTtftP99Ms.toFixed(2)} ms p99** (target p99 ≤ 10 ms); ` +
+      `the Node floor adds ${burst.floorAddedTtftP50Ms.toFixed(2)} ms p50, ${burst.floorAddedTtftP99Ms.toFixed(2)} ms p99; ` +
+      `the Fastify floor ${burst.fastifyFloorAddedTtftP50Ms.toFixed(2)} ms p50, ${burst.fastifyFloorAddedTtftP99Ms.toFixed(2)} ms p99.`,
     '',
   ].join('\n');
 }
