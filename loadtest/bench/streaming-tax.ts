@@ -20,7 +20,7 @@ export interface StreamStats {
 
 /** A path under the burst: its streams, and how far its rounds' median TTFTs spread. */
 export interface BurstStats extends StreamStats {
-  /** The fastest and the slowest round's median TTFT: every stream of a round waits on the same intake, so p99 is the slowest round's. */
+  /** The fastest and the slowest round's median TTFT: every stream of a round waits on the same intake, so p99 is mostly the slowest round's. */
   roundP50RangeMs: [number, number];
 }
 
@@ -197,7 +197,11 @@ async function measureBurst<K extends string>(targets: Record<K, { base: string;
   return Object.fromEntries(
     paths.map((path) => [
       path.name,
-      { ...stats(path.ttfts, path.rates, path.errors), roundP50RangeMs: [Math.min(...path.roundP50s), Math.max(...path.roundP50s)] },
+      {
+        ...stats(path.ttfts, path.rates, path.errors),
+        // No round at all (every stream failed) has no range: NaN, not ±Infinity.
+        roundP50RangeMs: path.roundP50s.length === 0 ? [Number.NaN, Number.NaN] : [Math.min(...path.roundP50s), Math.max(...path.roundP50s)],
+      },
     ]),
   ) as Record<K, BurstStats>;
 }
@@ -309,7 +313,7 @@ export function renderStreamingTax(report: StreamingTaxReport): string {
     `Burst: ${burst.streams} streams started in the same instant, ${burst.rounds} rounds (the paths taking turns, one warm-up round each). ` +
       'The floors are bare pass-through proxies (undici out; no validation, access control, admission or metrics): node:http in, what any one Node hop costs on this machine; ' +
       "one bare Fastify route, what ragway's framework costs by itself. The streams of a round wait on the same intake, so a round is fast or slow as a whole: " +
-      "p99 is the slowest round's, and the round column shows how far rounds land apart.",
+      "p99 is mostly the slowest round's, and the round column shows how far rounds land apart.",
     '',
     '| Path | streams | errors | TTFT p50 ms | TTFT p99 ms | rounds\' p50 ms | tokens/s per stream |',
     '|---|---:|---:|---:|---:|---:|---:|',
