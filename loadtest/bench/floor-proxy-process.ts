@@ -19,7 +19,10 @@ if (upstream === undefined || model === undefined || (frontEnd !== 'node' && fro
 }
 const pool = new Pool(upstream, { connections: 64, headersTimeout: 0, bodyTimeout: 0 });
 
-/** Forwards `body` (rag removed, model named) and writes the upstream's response to `res` as it comes. */
+/**
+ * Forwards `body` (rag removed, model named: it is edited in place, each request's own) and
+ * writes the upstream's response to `res` as it comes.
+ */
 function forward(path: string, body: Record<string, unknown>, res: ServerResponse): void {
   delete body['rag'];
   body['model'] = model;
@@ -57,7 +60,7 @@ async function listen(): Promise<{ port: number; close: () => Promise<void> }> {
     const app = Fastify({ logger: false });
     app.post('/v1/chat/completions', (request, reply) => {
       reply.hijack();
-      forward(request.url, { ...(request.body as Record<string, unknown>) }, reply.raw);
+      forward(request.url, request.body as Record<string, unknown>, reply.raw);
     });
     await app.listen({ port: 0, host: '127.0.0.1' });
     return { port: (app.server.address() as AddressInfo).port, close: () => app.close() };
